@@ -1,0 +1,37 @@
+// The ObjectStore port: where every byte of partition data lives.
+// Adapters: fs-object-store.ts (embedded, a local directory) and s3-object-store.ts (S3 API).
+// A resolved put() means the object is durable; objects are immutable once written.
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** Last byte, exclusive. */
+  end: number;
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  lastModified: Date;
+}
+
+export interface ObjectStore {
+  /** Writes the whole object; resolves once it is durable. Overwrites are not used by Skiff. */
+  put(key: string, body: Buffer): Promise<void>;
+  /** Reads the object, or a byte range of it. Rejects with ObjectNotFoundError when absent. */
+  get(key: string, range?: ByteRange): Promise<Buffer>;
+  /** Size of the object, or undefined when absent. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** Deletes the object; deleting an absent object is not an error. */
+  delete(key: string): Promise<void>;
+  /** Every object whose key starts with prefix, in key order. */
+  list(prefix: string): Promise<ObjectInfo[]>;
+  close(): Promise<void>;
+}
+
+export class ObjectNotFoundError extends Error {
+  constructor(readonly key: string) {
+    super(`object not found: ${key}`);
+    this.name = 'ObjectNotFoundError';
+  }
+}
