@@ -1,0 +1,307 @@
+#!/usr/bin/env node
+// Generates services/protocol/messages/*.ts from Kafka's JSON message definitions.
+// Usage: node tools/gen-protocol.mjs <spec-dir> <out-dir>   (npm run gen:protocol)
+// One module per message: its types, a reader and a writer driven by each field's version
+// range, nullability, flexibility and tag. The output is committed; the build never needs
+// the spec directory.
+import { readFileSync, readdirSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { join, basename } from 'node:path';
+
+const [specDir, outDir] = process.argv.slice(2);
+if (!specDir || !outDir) {
+  console.error('usage: gen-protocol.mjs <spec-dir> <out-dir>');
+  process.exit(2);
+}
+
+/** Removes // comments that are outside strings, so the specs parse as JSON. */
+function stripComments(text) {
+  let out = '';
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      out += c;
+      if (c === '\\') out += text[++i];
+      else if (c === '"') inString = false;
+    } else if (c === '"') {
+      inString = true;
+      out += c;
+    } else if (c === '/' && text[i + 1] === '/') {
+      while (i < text.length && text[i] !== '\n') i++;
+      out += '\n';
+    } else out += c;
+  }
+  return out;
+}
+
+/** "3+" → [3, ∞]; "0-2" → [0, 2]; "none"/undefined → null. */
+function parseRange(s) {
+  if (s === undefined || s === null || s === 'none' || s === '') return null;
+  s = String(s);
+  if (s.endsWith('+')) return [Number(s.slice(0, -1)), Infinity];
+  if (s.includes('-')) {
+    const [a, b] = s.split('-').map(Number);
+    return [a, b];
+  }
+  return [Number(s), Number(s)];
+}
+
+/** A TypeScript condition on `version` for a range, within the message's valid versions. */
+function cond(range, valid) {
+  if (!range) return 'false';
+  const lo = Math.max(range[0], valid[0]);
+  const hi = Math.min(range[1], valid[1]);
+  if (lo > hi) return 'false';
+  const parts = [];
+  if (lo > valid[0]) parts.push(`version >= ${lo}`);
+  if (hi < valid[1]) parts.push(`version <= ${hi}`);
+  return parts.length ? parts.join(' && ') : 'true';
+}
+
+const covers = (range, valid) => range && range[0] <= valid[0] && range[1] >= valid[1];
+const lowerCamel = (s) => s.charAt(0).toLowerCase() + s.slice(1);
+const kebab = (s) => s.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+
+const PRIMS = {
+  bool: { ts: 'boolean', read: 'r.bool()', write: (v) => `w.bool(${v})`, def: 'false' },
+  int8: { ts: 'number', read: 'r.int8()', write: (v) => `w.int8(${v})`, def: '0' },
+  int16: { ts: 'number', read: 'r.int16()', write: (v) => `w.int16(${v})`, def: '0' },
+  uint16: { ts: 'number', read: 'r.uint16()', write: (v) => `w.uint16(${v})`, def: '0' },
+  int32: { ts: 'number', read: 'r.int32()', write: (v) => `w.int32(${v})`, def: '0' },
+  uint32: { ts: 'number', read: 'r.uint32()', write: (v) => `w.uint32(${v})`, def: '0' },
+  int64: { ts: 'bigint', read: 'r.int64()', write: (v) => `w.int64(${v})`, def: '0n' },
+  float64: { ts: 'number', read: 'r.float64()', write: (v) => `w.float64(${v})`, def: '0' },
+  uuid: { ts: 'string', read: 'r.uuid()', write: (v) => `w.uuid(${v})`, def: 'ZERO_UUID' },
+};
+
+function literalDefault(type, raw, nullable) {
+  if (raw === undefined) return undefined;
+  const s = String(raw);
+  if (s === 'null') return nullable ? 'null' : undefined;
+  if (type === 'bool') return s === 'true' ? 'true' : 'false';
+  if (type === 'int64') return `${BigInt(Number(s))}n`;
+  if (PRIMS[type] && type !== 'uuid') return String(Number(s));
+  if (type === 'string') return JSON.stringify(s);
+  return undefined;
+}
+
+class Gen {
+  constructor(spec) {
+    this.spec = spec;
+    this.valid = parseRange(spec.validVersions);
+    this.flexible = parseRange(spec.flexibleVersions);
+    this.structs = new Map(); // name -> fields
+    this.order = [];
+    this.common = new Map((spec.commonStructs ?? []).map((s) => [s.name, s.fields]));
+  }
+
+  /** Registers struct types reachable from a field list. */
+  collect(name, fields) {
+    if (this.structs.has(name)) return;
+    this.structs.set(name, fields);
+    for (const f of fields) {
+      const t = f.type.startsWith('[]') ? f.type.slice(2) : f.type;
+      if (PRIMS[t] || t === 'string' || t === 'bytes' || t === 'records') continue;
+      const sub = f.fields ?? this.common.get(t);
+      if (!sub) throw new Error(`${this.spec.name}: no definition for struct ${t}`);
+      this.collect(t, sub);
+    }
+    this.order.push(name);
+  }
+
+  fieldInfo(f) {
+    const isArray = f.type.startsWith('[]');
+    const elem = isArray ? f.type.slice(2) : f.type;
+    const versions = parseRange(f.versions);
+    const nullable = parseRange(f.nullableVersions);
+    const tagged = f.tag !== undefined ? parseRange(f.taggedVersions ?? f.versions) : null;
+    const anyNullable = !!nullable;
+    const kind = PRIMS[elem] ? 'prim' : elem === 'string' ? 'string' : elem === 'bytes' || elem === 'records' ? 'bytes' : 'struct';
+    let elemTs = kind === 'prim' ? PRIMS[elem].ts : kind === 'string' ? 'string' : kind === 'bytes' ? 'Buffer' : elem;
+    let ts = isArray ? `${elemTs}[]` : elemTs;
+    if (anyNullable && (isArray || kind !== 'prim')) ts += ' | null';
+    const optional = tagged !== null || !covers(versions, this.valid);
+    return { f, name: lowerCamel(f.name), isArray, elem, kind, versions, nullable, tagged, ts, optional };
+  }
+
+  defaultExpr(fi) {
+    const { f, isArray, elem, kind, nullable } = fi;
+    if (isArray) return nullable && String(f.default) === 'null' ? 'null' : '[]';
+    const lit = literalDefault(elem, f.default, !!nullable);
+    if (lit !== undefined) return lit;
+    if (kind === 'prim') return PRIMS[elem].def;
+    if (kind === 'string') return "''";
+    if (kind === 'bytes') return nullable ? 'null' : 'EMPTY';
+    return `default${elem}()`;
+  }
+
+  /** Read expression for one value of the field's element type. */
+  readElem(fi, flexExpr, nullableExpr) {
+    const { elem, kind } = fi;
+    if (kind === 'prim') return PRIMS[elem].read;
+    if (kind === 'string') return nullableExpr === 'false' ? `r.string(${flexExpr})` : nullableExpr === 'true' ? `r.nullableString(${flexExpr})` : `(${nullableExpr} ? r.nullableString(${flexExpr}) : r.string(${flexExpr}))`;
+    if (kind === 'bytes') return nullableExpr === 'false' ? `r.bytes(${flexExpr})` : nullableExpr === 'true' ? `r.nullableBytes(${flexExpr})` : `(${nullableExpr} ? r.nullableBytes(${flexExpr}) : r.bytes(${flexExpr}))`;
+    const read = `read${elem}(r, version, flex)`;
+    if (nullableExpr === 'false') return read;
+    // A nullable struct is preceded by a presence byte: -1 for null, 1 for present.
+    return nullableExpr === 'true' ? `(r.int8() < 0 ? null : ${read})` : `(${nullableExpr} && r.int8() < 0 ? null : ${read})`;
+  }
+
+  readExpr(fi, flexExpr) {
+    const nullableExpr = fi.nullable ? cond(fi.nullable, this.valid) : 'false';
+    if (!fi.isArray) return this.readElem(fi, flexExpr, nullableExpr);
+    const item = `(r) => ${this.readElem(fi, flexExpr, 'false')}`;
+    if (nullableExpr === 'false') return `r.array(${flexExpr}, ${item})`;
+    if (nullableExpr === 'true') return `r.nullableArray(${flexExpr}, ${item})`;
+    return `(${nullableExpr} ? r.nullableArray(${flexExpr}, ${item}) : r.array(${flexExpr}, ${item}))`;
+  }
+
+  writeElem(fi, v, flexExpr, nullableExpr) {
+    const { elem, kind } = fi;
+    if (kind === 'prim') return PRIMS[elem].write(v);
+    if (kind === 'string') return nullableExpr === 'false' ? `w.string(${flexExpr}, ${v} as string)` : `w.nullableString(${flexExpr}, ${v})`;
+    if (kind === 'bytes') return nullableExpr === 'false' ? `w.bytes(${flexExpr}, ${v} as Buffer)` : `w.nullableBytes(${flexExpr}, ${v})`;
+    const write = `write${elem}(w, version, flex, ${v}`;
+    if (nullableExpr === 'false') return `${write} as ${elem})`;
+    const nullableWrite = `(${v} == null ? w.int8(-1) : (w.int8(1), ${write}!)))`;
+    return nullableExpr === 'true' ? nullableWrite : `(${nullableExpr} ? ${nullableWrite} : ${write} as ${elem}))`;
+  }
+
+  writeStmt(fi, v, flexExpr) {
+    const nullableExpr = fi.nullable ? cond(fi.nullable, this.valid) : 'false';
+    if (!fi.isArray) return this.writeElem(fi, v, flexExpr, nullableExpr);
+    const item = `(w, x) => ${this.writeElem(fi, 'x', flexExpr, 'false')}`;
+    if (nullableExpr === 'false') return `w.array(${flexExpr}, ${v} as ${fi.ts.replace(' | null', '')}, ${item})`;
+    return `w.nullableArray(${flexExpr}, ${v}, ${item})`;
+  }
+
+  struct(name, fields, exported) {
+    const infos = fields.map((f) => this.fieldInfo(f));
+    const valid = this.valid;
+    const lines = [];
+    // Type
+    lines.push(`export interface ${name} {`);
+    for (const fi of infos) lines.push(`  ${fi.name}${fi.optional ? '?' : ''}: ${fi.ts};`);
+    lines.push('}', '');
+    // Default
+    lines.push(`export function default${name}(): ${name} {`);
+    lines.push(`  return { ${infos.map((fi) => `${fi.name}: ${this.defaultExpr(fi)}`).join(', ')} };`);
+    lines.push('}', '');
+    // Reader
+    lines.push(`${exported ? 'export ' : ''}function read${name}(r: Reader, version: number, flex: boolean): ${name} {`);
+    lines.push(`  const m = default${name}();`);
+    const taggedInfos = infos.filter((fi) => fi.tagged).sort((a, b) => a.f.tag - b.f.tag);
+    for (const fi of infos) {
+      const c = cond(fi.tagged ? [fi.versions[0], fi.tagged[0] - 1] : fi.versions, valid);
+      if (c === 'false') continue;
+      const flexExpr = fi.f.flexibleVersions !== undefined ? cond(parseRange(fi.f.flexibleVersions), valid) : 'flex';
+      const stmt = `m.${fi.name} = ${this.readExpr(fi, flexExpr)};`;
+      lines.push(c === 'true' ? `  ${stmt}` : `  if (${c}) ${stmt}`);
+    }
+    lines.push('  if (flex) r.taggedFields(' + (taggedInfos.length ? '(tag, r) => {' : ');'));
+    if (taggedInfos.length) {
+      lines.push('    switch (tag) {');
+      for (const fi of taggedInfos) {
+        const c = cond([Math.max(fi.tagged[0], fi.versions[0]), Math.min(fi.tagged[1], fi.versions[1])], valid);
+        if (c === 'false') continue;
+        const stmt = `m.${fi.name} = ${this.readExpr(fi, 'true')};`;
+        lines.push(`      case ${fi.f.tag}: ${c === 'true' ? stmt : `if (${c}) ${stmt}`} break;`);
+      }
+      lines.push('    }', '  });');
+    }
+    lines.push('  return m;', '}', '');
+    // Writer
+    lines.push(`${exported ? 'export ' : ''}function write${name}(w: Writer, version: number, flex: boolean, m: ${name}): void {`);
+    for (const fi of infos) {
+      const c = cond(fi.tagged ? [fi.versions[0], fi.tagged[0] - 1] : fi.versions, valid);
+      if (c === 'false') continue;
+      const flexExpr = fi.f.flexibleVersions !== undefined ? cond(parseRange(fi.f.flexibleVersions), valid) : 'flex';
+      const v = fi.optional ? `(m.${fi.name} ?? ${this.defaultExpr(fi)})` : `m.${fi.name}`;
+      const stmt = `${this.writeStmt(fi, v, flexExpr)};`;
+      lines.push(c === 'true' ? `  ${stmt}` : `  if (${c}) ${stmt}`);
+    }
+    if (taggedInfos.length) {
+      lines.push('  if (flex) {', '    const tags: TagWriter[] = [];');
+      for (const fi of taggedInfos) {
+        const c = cond([Math.max(fi.tagged[0], fi.versions[0]), Math.min(fi.tagged[1], fi.versions[1])], valid);
+        if (c === 'false') continue;
+        const def = this.defaultExpr(fi);
+        const present = `m.${fi.name} !== undefined && !deepEqual(m.${fi.name}, ${def})`;
+        const guard = c === 'true' ? present : `${c} && ${present}`;
+        lines.push(`    if (${guard}) tags.push([${fi.f.tag}, (w) => ${this.writeStmt(fi, `m.${fi.name}!`, 'true')}]);`);
+      }
+      lines.push('    w.taggedFields(tags);', '  }');
+    } else {
+      lines.push('  if (flex) w.taggedFields();');
+    }
+    lines.push('}', '');
+    return lines.join('\n');
+  }
+
+  generate(file) {
+    const spec = this.spec;
+    this.collect(spec.name, spec.fields);
+    const body = this.order.map((n) => this.struct(n, this.structs.get(n), n === spec.name)).join('\n');
+    const uses = (s) => body.includes(s);
+    const flexCond = this.flexible ? cond(this.flexible, [0, Infinity]) : 'false';
+    const imports = ['Reader', 'Writer', uses('TagWriter') && 'type TagWriter', uses('deepEqual') && 'deepEqual', uses('ZERO_UUID') && 'ZERO_UUID'].filter(Boolean);
+    const head = [
+      `// Generated by tools/gen-protocol.mjs from ${file}. Do not edit: run \`npm run gen:protocol\`.`,
+      `import { ${imports.join(', ')} } from '../primitives.js';`,
+      '',
+      uses('EMPTY') ? 'const EMPTY = Buffer.alloc(0);\n' : '',
+      `export const ${spec.name}Info = {`,
+      spec.apiKey !== undefined ? `  apiKey: ${spec.apiKey},` : '',
+      `  name: '${spec.name}',`,
+      `  minVersion: ${this.valid[0]},`,
+      `  maxVersion: ${this.valid[1]},`,
+      `  /** Versions that use compact encodings and tagged fields. */`,
+      `  isFlexible: (version: number): boolean => ${flexCond === 'true' ? 'true' : flexCond === 'false' ? 'false' : flexCond},`,
+      '} as const;',
+      '',
+      `export function decode${spec.name}(r: Reader, version: number): ${spec.name} {`,
+      `  return read${spec.name}(r, version, ${spec.name}Info.isFlexible(version));`,
+      '}',
+      '',
+      `export function encode${spec.name}(w: Writer, version: number, m: ${spec.name}): Writer {`,
+      `  write${spec.name}(w, version, ${spec.name}Info.isFlexible(version), m);`,
+      '  return w;',
+      '}',
+      '',
+    ].filter((l) => l !== '').join('\n');
+    return `${head}\n\n${body.trimEnd()}\n`;
+  }
+}
+
+rmSync(outDir, { recursive: true, force: true });
+mkdirSync(outDir, { recursive: true });
+const apis = [];
+for (const file of readdirSync(specDir).filter((f) => f.endsWith('.json')).sort()) {
+  const spec = JSON.parse(stripComments(readFileSync(join(specDir, file), 'utf8')));
+  const mod = kebab(spec.name);
+  writeFileSync(join(outDir, `${mod}.ts`), new Gen(spec).generate(basename(file)));
+  if (spec.type === 'request') apis.push({ name: spec.name.replace(/Request$/, ''), apiKey: spec.apiKey, mod });
+}
+apis.sort((a, b) => a.apiKey - b.apiKey);
+const index = [
+  '// Generated by tools/gen-protocol.mjs. Do not edit: run `npm run gen:protocol`.',
+  '// Every API key of the protocol with the request and response codecs of each.',
+  ...apis.flatMap((a) => [
+    `import * as ${a.name}Req from './${a.mod}.js';`,
+    `import * as ${a.name}Res from './${a.mod.replace(/-request$/, '-response')}.js';`,
+  ]),
+  '',
+  'export const ApiKey = {',
+  ...apis.map((a) => `  ${a.name}: ${a.apiKey},`),
+  '} as const;',
+  '',
+  'export const apis = {',
+  ...apis.map(
+    (a) =>
+      `  ${a.apiKey}: { name: '${a.name}', request: ${a.name}Req.${a.name}RequestInfo, response: ${a.name}Res.${a.name}ResponseInfo, decodeRequest: ${a.name}Req.decode${a.name}Request, encodeRequest: ${a.name}Req.encode${a.name}Request, decodeResponse: ${a.name}Res.decode${a.name}Response, encodeResponse: ${a.name}Res.encode${a.name}Response },`,
+  ),
+  '} as const;',
+  '',
+].join('\n');
+writeFileSync(join(outDir, 'index.ts'), index);
+console.log(`generated ${apis.length} APIs into ${outDir}`);
