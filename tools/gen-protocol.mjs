@@ -58,6 +58,17 @@ function cond(range, valid) {
   return parts.length ? parts.join(' && ') : 'true';
 }
 
+/** The part of `range` inside `valid`, or null when they do not meet. */
+function intersect(range, valid) {
+  if (!range || !valid) return null;
+  const lo = Math.max(range[0], valid[0]);
+  const hi = Math.min(range[1], valid[1]);
+  return lo <= hi ? [lo, hi] : null;
+}
+
+/** A version range as a TypeScript literal for the emitted schema. */
+const rangeLit = (r) => (r ? `[${r[0]}, ${r[1] === Infinity ? 'Infinity' : r[1]}]` : 'null');
+
 const covers = (range, valid) => range && range[0] <= valid[0] && range[1] >= valid[1];
 const lowerCamel = (s) => s.charAt(0).toLowerCase() + s.slice(1);
 const kebab = (s) => s.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
@@ -79,7 +90,7 @@ function literalDefault(type, raw, nullable) {
   const s = String(raw);
   if (s === 'null') return nullable ? 'null' : undefined;
   if (type === 'bool') return s === 'true' ? 'true' : 'false';
-  if (type === 'int64') return `${BigInt(Number(s))}n`;
+  if (type === 'int64') return `${BigInt(s)}n`;
   if (PRIMS[type] && type !== 'uuid') return String(Number(s));
   if (type === 'string') return JSON.stringify(s);
   return undefined;
@@ -121,7 +132,9 @@ class Gen {
     let ts = isArray ? `${elemTs}[]` : elemTs;
     if (anyNullable && (isArray || kind !== 'prim')) ts += ' | null';
     const optional = tagged !== null || !covers(versions, this.valid);
-    return { f, name: lowerCamel(f.name), isArray, elem, kind, versions, nullable, tagged, ts, optional };
+    // Versions in which the field is on the wire; nullability is only ever asked inside them.
+    const live = intersect(versions, this.valid);
+    return { f, name: lowerCamel(f.name), isArray, elem, kind, versions, nullable, tagged, ts, optional, live };
   }
 
   defaultExpr(fi) {
@@ -147,8 +160,13 @@ class Gen {
     return nullableExpr === 'true' ? `(r.int8() < 0 ? null : ${read})` : `(${nullableExpr} && r.int8() < 0 ? null : ${read})`;
   }
 
+  /** When the field may be null, as a condition that is only evaluated where the field is present. */
+  nullableCond(fi) {
+    return fi.nullable && fi.live ? cond(fi.nullable, fi.live) : 'false';
+  }
+
   readExpr(fi, flexExpr) {
-    const nullableExpr = fi.nullable ? cond(fi.nullable, this.valid) : 'false';
+    const nullableExpr = this.nullableCond(fi);
     if (!fi.isArray) return this.readElem(fi, flexExpr, nullableExpr);
     const item = `(r) => ${this.readElem(fi, flexExpr, 'false')}`;
     if (nullableExpr === 'false') return `r.array(${flexExpr}, ${item})`;
@@ -159,8 +177,12 @@ class Gen {
   writeElem(fi, v, flexExpr, nullableExpr) {
     const { elem, kind } = fi;
     if (kind === 'prim') return PRIMS[elem].write(v);
-    if (kind === 'string') return nullableExpr === 'false' ? `w.string(${flexExpr}, ${v} as string)` : `w.nullableString(${flexExpr}, ${v})`;
-    if (kind === 'bytes') return nullableExpr === 'false' ? `w.bytes(${flexExpr}, ${v} as Buffer)` : `w.nullableBytes(${flexExpr}, ${v})`;
+    if (kind === 'string' || kind === 'bytes') {
+      const [fn, t] = kind === 'string' ? ['String', 'string'] : ['Bytes', 'Buffer'];
+      const plain = `w.${t === 'string' ? 'string' : 'bytes'}(${flexExpr}, ${v} as ${t})`;
+      const nullable = `w.nullable${fn}(${flexExpr}, ${v})`;
+      return nullableExpr === 'false' ? plain : nullableExpr === 'true' ? nullable : `(${nullableExpr} ? ${nullable} : ${plain})`;
+    }
     const write = `write${elem}(w, version, flex, ${v}`;
     if (nullableExpr === 'false') return `${write} as ${elem})`;
     const nullableWrite = `(${v} == null ? w.int8(-1) : (w.int8(1), ${write}!)))`;
@@ -168,11 +190,13 @@ class Gen {
   }
 
   writeStmt(fi, v, flexExpr) {
-    const nullableExpr = fi.nullable ? cond(fi.nullable, this.valid) : 'false';
+    const nullableExpr = this.nullableCond(fi);
     if (!fi.isArray) return this.writeElem(fi, v, flexExpr, nullableExpr);
     const item = `(w, x) => ${this.writeElem(fi, 'x', flexExpr, 'false')}`;
-    if (nullableExpr === 'false') return `w.array(${flexExpr}, ${v} as ${fi.ts.replace(' | null', '')}, ${item})`;
-    return `w.nullableArray(${flexExpr}, ${v}, ${item})`;
+    const plain = `w.array(${flexExpr}, ${v} as ${fi.ts.replace(' | null', '')}, ${item})`;
+    if (nullableExpr === 'false') return plain;
+    const nullable = `w.nullableArray(${flexExpr}, ${v}, ${item})`;
+    return nullableExpr === 'true' ? nullable : `(${nullableExpr} ? ${nullable} : ${plain})`;
   }
 
   struct(name, fields, exported) {
@@ -216,7 +240,8 @@ class Gen {
       const c = cond(fi.tagged ? [fi.versions[0], fi.tagged[0] - 1] : fi.versions, valid);
       if (c === 'false') continue;
       const flexExpr = fi.f.flexibleVersions !== undefined ? cond(parseRange(fi.f.flexibleVersions), valid) : 'flex';
-      const v = fi.optional ? `(m.${fi.name} ?? ${this.defaultExpr(fi)})` : `m.${fi.name}`;
+      // `??` would turn an explicit null into the default: only a missing field takes it.
+      const v = !fi.optional ? `m.${fi.name}` : fi.nullable ? `(m.${fi.name} === undefined ? ${this.defaultExpr(fi)} : m.${fi.name})` : `(m.${fi.name} ?? ${this.defaultExpr(fi)})`;
       const stmt = `${this.writeStmt(fi, v, flexExpr)};`;
       lines.push(c === 'true' ? `  ${stmt}` : `  if (${c}) ${stmt}`);
     }
@@ -238,6 +263,22 @@ class Gen {
     return lines.join('\n');
   }
 
+  /** The field table as data: what each field is and in which versions, nested structs inline. */
+  schemaFields(fields, indent) {
+    const pad = ' '.repeat(indent);
+    const lines = fields.map((f) => {
+      const parts = [`name: '${lowerCamel(f.name)}'`, `type: '${f.type}'`, `versions: ${rangeLit(parseRange(f.versions))}`];
+      if (f.nullableVersions !== undefined) parts.push(`nullableVersions: ${rangeLit(parseRange(f.nullableVersions))}`);
+      if (f.tag !== undefined) parts.push(`tag: ${f.tag}`, `taggedVersions: ${rangeLit(parseRange(f.taggedVersions ?? f.versions))}`);
+      if (f.flexibleVersions !== undefined) parts.push(`flexibleVersions: ${rangeLit(parseRange(f.flexibleVersions))}`);
+      const elem = f.type.startsWith('[]') ? f.type.slice(2) : f.type;
+      const sub = this.structs.get(elem);
+      if (sub && elem !== this.spec.name) parts.push(`fields: ${this.schemaFields(sub, indent + 2)}`);
+      return `${pad}  { ${parts.join(', ')} },`;
+    });
+    return lines.length ? `[\n${lines.join('\n')}\n${pad}]` : '[]';
+  }
+
   generate(file) {
     const spec = this.spec;
     this.collect(spec.name, spec.fields);
@@ -245,31 +286,48 @@ class Gen {
     const uses = (s) => body.includes(s);
     const flexCond = this.flexible ? cond(this.flexible, [0, Infinity]) : 'false';
     const imports = ['Reader', 'Writer', uses('TagWriter') && 'type TagWriter', uses('deepEqual') && 'deepEqual', uses('ZERO_UUID') && 'ZERO_UUID'].filter(Boolean);
+    const section = (...lines) => lines.filter((l) => l !== null).join('\n');
     const head = [
-      `// Generated by tools/gen-protocol.mjs from ${file}. Do not edit: run \`npm run gen:protocol\`.`,
-      `import { ${imports.join(', ')} } from '../primitives.js';`,
-      '',
-      uses('EMPTY') ? 'const EMPTY = Buffer.alloc(0);\n' : '',
-      `export const ${spec.name}Info = {`,
-      spec.apiKey !== undefined ? `  apiKey: ${spec.apiKey},` : '',
-      `  name: '${spec.name}',`,
-      `  minVersion: ${this.valid[0]},`,
-      `  maxVersion: ${this.valid[1]},`,
-      `  /** Versions that use compact encodings and tagged fields. */`,
-      `  isFlexible: (version: number): boolean => ${flexCond === 'true' ? 'true' : flexCond === 'false' ? 'false' : flexCond},`,
-      '} as const;',
-      '',
-      `export function decode${spec.name}(r: Reader, version: number): ${spec.name} {`,
-      `  return read${spec.name}(r, version, ${spec.name}Info.isFlexible(version));`,
-      '}',
-      '',
-      `export function encode${spec.name}(w: Writer, version: number, m: ${spec.name}): Writer {`,
-      `  write${spec.name}(w, version, ${spec.name}Info.isFlexible(version), m);`,
-      '  return w;',
-      '}',
-      '',
-    ].filter((l) => l !== '').join('\n');
-    return `${head}\n\n${body.trimEnd()}\n`;
+      section(
+        `// Generated by tools/gen-protocol.mjs from ${file}. Do not edit: run \`npm run gen:protocol\`.`,
+        `import { ${imports.join(', ')} } from '../primitives.js';`,
+        `import type { MessageSchema } from './schema.js';`,
+      ),
+      uses('EMPTY') ? 'const EMPTY = Buffer.alloc(0);' : null,
+      section(
+        `export const ${spec.name}Info = {`,
+        spec.apiKey !== undefined ? `  apiKey: ${spec.apiKey},` : null,
+        `  name: '${spec.name}',`,
+        `  minVersion: ${this.valid[0]},`,
+        `  maxVersion: ${this.valid[1]},`,
+        `  /** Versions that use compact encodings and tagged fields. */`,
+        `  isFlexible: (version: number): boolean => ${flexCond},`,
+        '} as const;',
+      ),
+      section(
+        '/** Every field with its version ranges, for code that walks messages generically (property tests). */',
+        `export const ${spec.name}Schema: MessageSchema = {`,
+        `  name: '${spec.name}',`,
+        `  type: '${spec.type}',`,
+        spec.apiKey !== undefined ? `  apiKey: ${spec.apiKey},` : null,
+        `  validVersions: ${rangeLit(this.valid)},`,
+        `  flexibleVersions: ${rangeLit(this.flexible)},`,
+        `  fields: ${this.schemaFields(spec.fields, 2)},`,
+        '};',
+      ),
+      section(
+        `export function decode${spec.name}(r: Reader, version: number): ${spec.name} {`,
+        `  return read${spec.name}(r, version, ${spec.name}Info.isFlexible(version));`,
+        '}',
+      ),
+      section(
+        `export function encode${spec.name}(w: Writer, version: number, m: ${spec.name}): Writer {`,
+        `  write${spec.name}(w, version, ${spec.name}Info.isFlexible(version), m);`,
+        '  return w;',
+        '}',
+      ),
+    ].filter((s) => s !== null);
+    return `${head.join('\n\n')}\n\n${body.trimEnd()}\n`;
   }
 }
 
@@ -286,6 +344,7 @@ apis.sort((a, b) => a.apiKey - b.apiKey);
 const index = [
   '// Generated by tools/gen-protocol.mjs. Do not edit: run `npm run gen:protocol`.',
   '// Every API key of the protocol with the request and response codecs of each.',
+  "import { ProtocolError } from '../primitives.js';",
   ...apis.flatMap((a) => [
     `import * as ${a.name}Req from './${a.mod}.js';`,
     `import * as ${a.name}Res from './${a.mod.replace(/-request$/, '-response')}.js';`,
@@ -302,6 +361,59 @@ const index = [
   ),
   '} as const;',
   '',
+  '/** Header version of a request: 2 when the request version is flexible, else 1 (0 for ControlledShutdown v0). */',
+  'export function requestHeaderVersion(apiKey: number, version: number): number {',
+  '  const api = (apis as Record<number, (typeof apis)[keyof typeof apis] | undefined>)[apiKey];',
+  '  if (!api) throw new ProtocolError(`unknown api key ${apiKey}`);',
+  '  if (apiKey === ApiKey.ControlledShutdown && version === 0) return 0;',
+  '  return api.request.isFlexible(version) ? 2 : 1;',
+  '}',
+  '',
+  '/**',
+  ' * Header version of a response: 1 when the response version is flexible, else 0. ApiVersions',
+  ' * always answers with header v0, so that a client can read it before it knows what the broker speaks.',
+  ' */',
+  'export function responseHeaderVersion(apiKey: number, version: number): number {',
+  '  const api = (apis as Record<number, (typeof apis)[keyof typeof apis] | undefined>)[apiKey];',
+  '  if (!api) throw new ProtocolError(`unknown api key ${apiKey}`);',
+  '  if (apiKey === ApiKey.ApiVersions) return 0;',
+  '  return api.response.isFlexible(version) ? 1 : 0;',
+  '}',
+  '',
 ].join('\n');
 writeFileSync(join(outDir, 'index.ts'), index);
+writeFileSync(
+  join(outDir, 'schema.ts'),
+  `// Generated by tools/gen-protocol.mjs. Do not edit: run \`npm run gen:protocol\`.
+// The shape of the field tables (\`<Name>Schema\`) emitted next to each codec, for code that walks
+// messages generically: property tests build values from them, debugging tools can print frames.
+
+/** Inclusive [first, last] version; last is Infinity for "N+"; null for "none". */
+export type VersionRange = readonly [first: number, last: number] | null;
+
+export interface FieldSchema {
+  /** Property name in the generated interface. */
+  readonly name: string;
+  /** Spec type: bool, int8..int64, uint16, uint32, float64, uuid, string, bytes, records, a struct name, or []elem. */
+  readonly type: string;
+  readonly versions: VersionRange;
+  readonly nullableVersions?: VersionRange;
+  readonly tag?: number;
+  readonly taggedVersions?: VersionRange;
+  /** Overrides the message's flexible versions for this field alone (RequestHeader.ClientId). */
+  readonly flexibleVersions?: VersionRange;
+  /** Fields of a struct or struct-array type. */
+  readonly fields?: readonly FieldSchema[];
+}
+
+export interface MessageSchema {
+  readonly name: string;
+  readonly type: 'request' | 'response' | 'header' | 'data';
+  readonly apiKey?: number;
+  readonly validVersions: readonly [first: number, last: number];
+  readonly flexibleVersions: VersionRange;
+  readonly fields: readonly FieldSchema[];
+}
+`,
+);
 console.log(`generated ${apis.length} APIs into ${outDir}`);

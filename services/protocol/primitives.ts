@@ -73,6 +73,8 @@ export class Reader {
     let shift = 0;
     for (let i = 0; i < 5; i++) {
       const b = this.buf[this.need(1)];
+      // The fifth byte holds bits 28..31: anything above would not fit 32 bits.
+      if (i === 4 && b > 0x0f) throw new ProtocolError('varint exceeds 32 bits');
       result += (b & 0x7f) * 2 ** shift;
       if ((b & 0x80) === 0) return result;
       shift += 7;
@@ -92,6 +94,8 @@ export class Reader {
     let shift = 0n;
     for (let i = 0; i < 10; i++) {
       const b = this.buf[this.need(1)];
+      // The tenth byte holds bit 63 alone.
+      if (i === 9 && b > 0x01) throw new ProtocolError('varlong exceeds 64 bits');
       result |= BigInt(b & 0x7f) << shift;
       if ((b & 0x80) === 0) return (result >> 1n) ^ -(result & 1n);
       shift += 7n;
@@ -190,6 +194,11 @@ export class Writer {
     return this.done + this.pos;
   }
 
+  /**
+   * Reserves n bytes and returns where they start in `this.cur`. It may replace `this.cur`, so
+   * callers must call it before they read `this.cur`: `this.cur.writeInt32BE(v, this.room(4))`
+   * would evaluate the old buffer first and write into a chunk that was already handed off.
+   */
   private room(n: number): number {
     if (this.pos + n > this.cur.length) {
       if (this.pos > 0) {
@@ -204,36 +213,49 @@ export class Writer {
     return at;
   }
 
+  private byte(b: number): void {
+    const at = this.room(1);
+    this.cur[at] = b;
+  }
+
   bool(v: boolean): this {
-    this.cur[this.room(1)] = v ? 1 : 0;
+    const at = this.room(1);
+    this.cur[at] = v ? 1 : 0;
     return this;
   }
   int8(v: number): this {
-    this.cur.writeInt8(v, this.room(1));
+    const at = this.room(1);
+    this.cur.writeInt8(v, at);
     return this;
   }
   int16(v: number): this {
-    this.cur.writeInt16BE(v, this.room(2));
+    const at = this.room(2);
+    this.cur.writeInt16BE(v, at);
     return this;
   }
   uint16(v: number): this {
-    this.cur.writeUInt16BE(v, this.room(2));
+    const at = this.room(2);
+    this.cur.writeUInt16BE(v, at);
     return this;
   }
   int32(v: number): this {
-    this.cur.writeInt32BE(v, this.room(4));
+    const at = this.room(4);
+    this.cur.writeInt32BE(v, at);
     return this;
   }
   uint32(v: number): this {
-    this.cur.writeUInt32BE(v, this.room(4));
+    const at = this.room(4);
+    this.cur.writeUInt32BE(v, at);
     return this;
   }
   int64(v: bigint): this {
-    this.cur.writeBigInt64BE(BigInt.asIntN(64, v), this.room(8));
+    const at = this.room(8);
+    this.cur.writeBigInt64BE(BigInt.asIntN(64, v), at);
     return this;
   }
   float64(v: number): this {
-    this.cur.writeDoubleBE(v, this.room(8));
+    const at = this.room(8);
+    this.cur.writeDoubleBE(v, at);
     return this;
   }
 
@@ -248,10 +270,10 @@ export class Writer {
   uvarint(v: number): this {
     if (v < 0 || v > 0xffffffff) throw new ProtocolError(`uvarint out of range: ${v}`);
     while (v >= 0x80) {
-      this.cur[this.room(1)] = (v & 0x7f) | 0x80;
+      this.byte((v & 0x7f) | 0x80);
       v = Math.floor(v / 128);
     }
-    this.cur[this.room(1)] = v;
+    this.byte(v);
     return this;
   }
 
@@ -262,10 +284,10 @@ export class Writer {
   varlong(v: bigint): this {
     let u = BigInt.asUintN(64, (v << 1n) ^ (v >> 63n));
     while (u >= 0x80n) {
-      this.cur[this.room(1)] = Number(u & 0x7fn) | 0x80;
+      this.byte(Number(u & 0x7fn) | 0x80);
       u >>= 7n;
     }
-    this.cur[this.room(1)] = Number(u);
+    this.byte(Number(u));
     return this;
   }
 
@@ -281,7 +303,8 @@ export class Writer {
       if (n > 0x7fff) throw new ProtocolError(`string of ${n} bytes is too long`);
       this.int16(n);
     }
-    this.cur.write(v, this.room(n), n, 'utf8');
+    const at = this.room(n);
+    this.cur.write(v, at, n, 'utf8');
     return this;
   }
 
@@ -302,7 +325,8 @@ export class Writer {
       this.done += b.length;
       return this;
     }
-    b.copy(this.cur, this.room(b.length));
+    const at = this.room(b.length);
+    b.copy(this.cur, at);
     return this;
   }
 

@@ -1,0 +1,591 @@
+// The broker: owns partitions, validates and appends produced batches, serves committed
+// data from its tail cache or from object storage, checkpoints partitions, and hosts the
+// group coordinator. It keeps no data of its own: everything durable is in the
+// ObjectStore and the MetaStore, so any broker can take a partition over.
+import type { Logger } from 'pino';
+import type { ObjectStore } from '../storage/object-store.js';
+import type { MetaStore, Lease, Compare } from '../meta/meta-store.js';
+import type { Bus } from '../bus/bus.js';
+import { Keys } from '../meta/keys.js';
+import type { TopicRecord, TopicRegistry } from '../meta/topics.js';
+import { ErrorCode } from '../protocol/errors.js';
+import { BatchError, batchesOf, recordTimestamps, validateBatches } from '../protocol/record-batch.js';
+import { decodeCommitRecord, verifyExtent, type Extent } from '../storage/wal-object.js';
+import { Partition, PartitionUnavailableError, type Entry, type PartitionState, type StoredExtent } from './partition.js';
+import { Flusher, FencedError } from './flusher.js';
+import { brokerMetrics as m } from './metrics.js';
+import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.js';
+import { BlockCache } from './block-cache.js';
+import type {
+  BrokerClient,
+  EpochEndResult,
+  FetchInput,
+  FetchResult,
+  ListOffsetResult,
+  PartitionStatus,
+  ProduceResult,
+} from './broker-client.js';
+
+export interface BrokerConfig {
+  brokerId: number;
+  flushMs: number;
+  flushBytes: number;
+  flushMaxInflight: number;
+  checkpointMs: number;
+  cacheBytes: number;
+  blockCacheBytes: number;
+  /** Largest record set accepted in one produce partition (Kafka's message.max.bytes). */
+  maxMessageBytes: number;
+  leaseTtlSeconds: number;
+}
+
+export interface BrokerDeps {
+  store: ObjectStore;
+  meta: MetaStore;
+  bus: Bus;
+  topics: TopicRegistry;
+  log: Logger;
+}
+
+/** Bus subject on which a broker announces high-watermark moves after each commit. */
+export const HW_SUBJECT = 'skiff.hw';
+
+export class Broker implements BrokerClient {
+  private readonly partitionsByKey = new Map<string, Partition>();
+  private flusher!: Flusher;
+  private lease!: Lease;
+  private regRevision = 0;
+  private checkpointTimer?: NodeJS.Timeout;
+  /** Committed entries in commit order across partitions, for the cache budget. */
+  private cacheQueue: { p: Partition; e: Entry }[] = [];
+  private cacheHead = 0;
+  private cacheBytes = 0;
+  private blocks: BlockCache;
+  /** Committed WAL records not yet covered by checkpoints: name → partition key → last offset. */
+  private walRecords = new Map<string, Map<string, number>>();
+  private producerIds = { next: 0n, end: 0n };
+  private unsubscribeTopics?: () => void;
+  private fenced = false;
+  private closing = false;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly cfg: BrokerConfig,
+    private readonly deps: BrokerDeps,
+  ) {
+    this.log = deps.log.child({ component: 'broker', brokerId: cfg.brokerId });
+    this.blocks = new BlockCache(cfg.blockCacheBytes);
+  }
+
+  async start(): Promise<void> {
+    const { meta } = this.deps;
+    this.lease = await meta.grantLease(this.cfg.leaseTtlSeconds);
+    this.lease.onLost(() => this.fence(new FencedError('broker lease lost')));
+    this.regRevision = await meta.put(
+      Keys.broker(this.cfg.brokerId),
+      Buffer.from(JSON.stringify({ id: this.cfg.brokerId, startedAt: Date.now() })),
+      { lease: this.lease.id },
+    );
+    this.flusher = new Flusher({
+      brokerId: this.cfg.brokerId,
+      flushMs: this.cfg.flushMs,
+      flushBytes: this.cfg.flushBytes,
+      maxInflight: this.cfg.flushMaxInflight,
+      store: this.deps.store,
+      meta,
+      log: this.log,
+      fence: () => this.fenceCompares(),
+      onFenced: (err) => this.fence(err),
+    });
+    this.flusher.onCommitted = (parts, name) => this.afterCommit(parts, name);
+
+    const wal = await this.loadWalRecords();
+    for (const t of this.deps.topics.list()) await this.openTopic(t, wal);
+    this.unsubscribeTopics = this.deps.topics.onChange((kind, t) => void this.onTopicChange(kind, t));
+    this.checkpointTimer = setInterval(() => void this.checkpoint().catch((err) => this.log.warn({ err }, 'checkpoint failed')), this.cfg.checkpointMs);
+    this.log.info({ partitions: this.partitionsByKey.size }, 'broker started');
+  }
+
+  private fenceCompares(): Compare[] {
+    return [{ key: Keys.broker(this.cfg.brokerId), target: 'modRevision', op: '==', value: this.regRevision }];
+  }
+
+  private fence(err: Error): void {
+    if (this.fenced || this.closing) return;
+    this.fenced = true;
+    this.log.error({ err }, 'broker fenced: dropping unacknowledged writes');
+    for (const p of this.partitionsByKey.values()) {
+      p.abandonUncommitted(err);
+      p.transition('Fenced', err.message);
+    }
+  }
+
+  // ---- partitions -------------------------------------------------------------------------
+
+  private async loadWalRecords(): Promise<Map<string, { key: string; extent: Extent }[]>> {
+    const byPartition = new Map<string, { key: string; extent: Extent }[]>();
+    for (const kv of await this.deps.meta.getPrefix(Keys.walPrefix)) {
+      let rec: ReturnType<typeof decodeCommitRecord>;
+      try {
+        rec = decodeCommitRecord(kv.value);
+      } catch (err) {
+        this.log.error({ err, key: kv.key }, 'unreadable WAL commit record skipped');
+        continue;
+      }
+      const name = kv.key.slice(kv.key.lastIndexOf('/') + 1);
+      const covers = new Map<string, number>();
+      for (const e of rec.extents) {
+        const k = `${e.topicId}/${e.partition}`;
+        let list = byPartition.get(k);
+        if (!list) byPartition.set(k, (list = []));
+        list.push({ key: rec.objectKey, extent: e });
+        covers.set(k, e.lastOffset);
+      }
+      if (kv.key.startsWith(Keys.walOf(this.cfg.brokerId))) this.walRecords.set(name, covers);
+    }
+    return byPartition;
+  }
+
+  private async openTopic(t: TopicRecord, wal?: Map<string, { key: string; extent: Extent }[]>): Promise<void> {
+    for (let i = 0; i < t.partitions; i++) {
+      if (this.partitionsByKey.has(`${t.id}/${i}`)) continue;
+      const p = new Partition(t.id, t.name, i, this.log, (_p, from, to) => this.counted(from, to));
+      m.partitions.inc({ state: 'Offline' });
+      this.partitionsByKey.set(p.key, p);
+      await this.acquire(p, wal ?? (await this.loadWalRecords()));
+    }
+  }
+
+  private counted(from: PartitionState, to: PartitionState): void {
+    m.partitions.dec({ state: from });
+    m.partitions.inc({ state: to });
+    m.transitions.inc({ from, to });
+  }
+
+  /** Acquiring → Recovering → Online: take the write lock, then rebuild from checkpoint + WAL. */
+  private async acquire(p: Partition, wal: Map<string, { key: string; extent: Extent }[]>): Promise<void> {
+    const { meta } = this.deps;
+    p.transition('Acquiring');
+    const lockKey = Keys.lock(p.topicId, p.index);
+    const me = Buffer.from(String(this.cfg.brokerId));
+    const res = await meta.txn(
+      [{ key: lockKey, target: 'exists', value: false }],
+      [{ type: 'put', key: lockKey, value: me, lease: this.lease.id }],
+    );
+    if (!res.succeeded) {
+      const holder = await meta.get(lockKey);
+      if (!holder || !holder.value.equals(me)) {
+        p.transition('Offline', 'write lock held by another broker');
+        return;
+      }
+    }
+    p.transition('Recovering');
+    const ck = await meta.get(Keys.ckpt(p.topicId, p.index));
+    if (ck) {
+      const c = decodeCheckpoint(ck.value);
+      p.logStartOffset = c.logStartOffset;
+      p.highWatermark = c.highWatermark;
+      p.leaderEpoch = c.leaderEpoch;
+      p.extents = c.extents;
+      for (const b of c.producers) p.producers.record(b);
+    }
+    const replay = (wal.get(p.key) ?? []).sort((a, b) => a.extent.baseOffset - b.extent.baseOffset);
+    for (const { key, extent: e } of replay) {
+      if (e.lastOffset < p.highWatermark) continue;
+      if (e.baseOffset !== p.highWatermark) {
+        this.log.error({ topic: p.topic, partition: p.index, expected: p.highWatermark, found: e.baseOffset }, 'gap in committed WAL records');
+      }
+      p.extents.push({ key, position: e.position, length: e.length, baseOffset: e.baseOffset, lastOffset: e.lastOffset, maxTimestamp: e.maxTimestamp, crc: e.crc });
+      for (const b of e.producers) p.producers.record(b);
+      p.highWatermark = e.lastOffset + 1;
+      p.dirty = true;
+    }
+    p.nextOffset = p.highWatermark;
+    p.transition('Online');
+  }
+
+  private async onTopicChange(kind: 'created' | 'deleted' | 'updated', t: TopicRecord): Promise<void> {
+    try {
+      if (kind === 'deleted') await this.dropTopic(t);
+      else await this.openTopic(t);
+    } catch (err) {
+      this.log.error({ err, topic: t.name, kind }, 'topic change not applied');
+    }
+  }
+
+  private async dropTopic(t: TopicRecord): Promise<void> {
+    const { meta } = this.deps;
+    for (const [k, p] of this.partitionsByKey) {
+      if (p.topicId !== t.id) continue;
+      p.abandonUncommitted(new PartitionUnavailableError('Offline'));
+      p.transition('Offline', 'topic deleted');
+      m.partitions.dec({ state: 'Offline' });
+      p.cache = [];
+      this.partitionsByKey.delete(k);
+    }
+    await meta.deletePrefix(Keys.ckptOfTopic(t.id));
+    await meta.deletePrefix(`/skiff/locks/${t.id}/`);
+  }
+
+  private partition(topicId: string, index: number): Partition | undefined {
+    return this.partitionsByKey.get(`${topicId}/${index}`);
+  }
+
+  // ---- produce ----------------------------------------------------------------------------
+
+  async produce(topicId: string, index: number, records: Buffer, acks: number, timeoutMs: number): Promise<ProduceResult> {
+    const p = this.partition(topicId, index);
+    if (!p) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, baseOffset: -1, logStartOffset: -1 };
+    if (p.state !== 'Online') return { errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, baseOffset: -1, logStartOffset: -1 };
+    if (records.length > this.cfg.maxMessageBytes) {
+      return { errorCode: ErrorCode.MESSAGE_TOO_LARGE, baseOffset: -1, logStartOffset: -1, errorMessage: `record set of ${records.length} bytes exceeds ${this.cfg.maxMessageBytes}` };
+    }
+    let batches;
+    try {
+      batches = validateBatches(records);
+    } catch (err) {
+      const e = err as BatchError;
+      const errorCode = e.problem === 'magic' ? ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT : e.problem === 'corrupt' ? ErrorCode.CORRUPT_MESSAGE : ErrorCode.INVALID_RECORD;
+      this.log.warn({ topic: p.topic, partition: index, err: e.message }, 'rejected record set');
+      return { errorCode, baseOffset: -1, logStartOffset: p.logStartOffset, errorMessage: e.message };
+    }
+    // Idempotence: one verdict per request, from its first batch (clients send one batch per partition).
+    const first = batches[0];
+    if (first.producerId >= 0n) {
+      const last = batches[batches.length - 1];
+      const v = p.producers.check(first.producerId, first.producerEpoch, first.baseSequence, last.baseSequence + last.lastOffsetDelta);
+      if (v.kind === 'duplicate') {
+        if (acks === -1) await this.awaitCommit(p, v.lastOffset, timeoutMs);
+        return { errorCode: ErrorCode.NONE, baseOffset: v.baseOffset, logStartOffset: p.logStartOffset };
+      }
+      if (v.kind !== 'ok') {
+        const errorCode =
+          v.kind === 'outOfOrder' ? ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER : v.kind === 'unknownProducer' ? ErrorCode.UNKNOWN_PRODUCER_ID : ErrorCode.INVALID_PRODUCER_EPOCH;
+        return { errorCode, baseOffset: -1, logStartOffset: p.logStartOffset };
+      }
+    }
+    const entry = p.append(records, batches);
+    let count = 0;
+    for (const b of batches) count += b.recordsCount;
+    m.bytesIn.inc(records.length);
+    m.recordsIn.inc(count);
+    this.flusher.appended(p, records.length);
+    if (acks === -1) {
+      try {
+        await this.awaitCommit(p, entry.lastOffset, timeoutMs);
+      } catch (err) {
+        const errorCode = err instanceof TimeoutError ? ErrorCode.REQUEST_TIMED_OUT : ErrorCode.NOT_LEADER_OR_FOLLOWER;
+        return { errorCode, baseOffset: -1, logStartOffset: p.logStartOffset, errorMessage: (err as Error).message };
+      }
+    }
+    return { errorCode: ErrorCode.NONE, baseOffset: entry.baseOffset, logStartOffset: p.logStartOffset };
+  }
+
+  private awaitCommit(p: Partition, offset: number, timeoutMs: number): Promise<void> {
+    const wait = p.waitCommitted(offset);
+    if (offset < p.highWatermark) return wait;
+    let timer: NodeJS.Timeout;
+    return Promise.race([
+      wait,
+      new Promise<void>((_, reject) => {
+        timer = setTimeout(() => reject(new TimeoutError(`not committed within ${timeoutMs} ms`)), Math.max(timeoutMs, 1));
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  private afterCommit(parts: { partition: Partition; entries: Entry[] }[], walName: string): void {
+    const covers = new Map<string, number>();
+    // One notification per commit, listing (topic id, partition, high watermark) triples.
+    const note = Buffer.allocUnsafe(parts.length * 28);
+    let at = 0;
+    for (const { partition: p, entries } of parts) {
+      covers.set(p.key, p.highWatermark - 1);
+      at += note.write(p.topicId.replace(/-/g, ''), at, 16, 'hex');
+      at = note.writeInt32BE(p.index, at);
+      at = note.writeBigInt64BE(BigInt(p.highWatermark), at);
+      for (const e of entries) {
+        this.cacheQueue.push({ p, e });
+        this.cacheBytes += e.buf.length;
+      }
+    }
+    this.walRecords.set(walName, covers);
+    this.trimCache();
+    this.deps.bus.publish(`${HW_SUBJECT}.${this.cfg.brokerId}`, note);
+  }
+
+  private trimCache(): void {
+    while (this.cacheBytes > this.cfg.cacheBytes && this.cacheHead < this.cacheQueue.length) {
+      const { p, e } = this.cacheQueue[this.cacheHead++];
+      this.cacheBytes -= e.buf.length;
+      if (p.cache[0] === e) p.cache.shift();
+    }
+    if (this.cacheHead > 4096 && this.cacheHead * 2 > this.cacheQueue.length) {
+      this.cacheQueue = this.cacheQueue.slice(this.cacheHead);
+      this.cacheHead = 0;
+    }
+    m.cacheBytes.set(this.cacheBytes);
+  }
+
+  unflushedBytes(): number {
+    return this.flusher?.unflushedBytes ?? 0;
+  }
+
+  // ---- fetch ------------------------------------------------------------------------------
+
+  async fetch(inputs: FetchInput[], budget: number): Promise<FetchResult[]> {
+    const out: FetchResult[] = [];
+    let remaining = budget;
+    for (const i of inputs) {
+      const p = this.partition(i.topicId, i.partition);
+      if (!p) {
+        out.push({ errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, records: [], bytes: 0 });
+        continue;
+      }
+      const base = { highWatermark: p.highWatermark, lastStableOffset: p.highWatermark, logStartOffset: p.logStartOffset };
+      if (p.state !== 'Online' && p.state !== 'Draining') {
+        out.push({ errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, ...base, records: [], bytes: 0 });
+        continue;
+      }
+      if (i.fetchOffset < p.logStartOffset || i.fetchOffset > p.highWatermark) {
+        out.push({ errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, ...base, records: [], bytes: 0 });
+        continue;
+      }
+      // KIP-74: once something is in the response, later partitions only fill what is left.
+      const limit = Math.min(i.maxBytes, remaining > 0 ? remaining : 0);
+      if (limit <= 0 && budget - remaining > 0) {
+        out.push({ errorCode: ErrorCode.NONE, ...base, records: [], bytes: 0 });
+        continue;
+      }
+      try {
+        const records = await this.read(p, i.fetchOffset, Math.max(limit, 1));
+        let bytes = 0;
+        for (const r of records) bytes += r.length;
+        remaining -= bytes;
+        out.push({ errorCode: ErrorCode.NONE, ...base, records, bytes });
+      } catch (err) {
+        this.log.error({ err, topic: p.topic, partition: p.index, offset: i.fetchOffset }, 'read failed');
+        out.push({ errorCode: ErrorCode.KAFKA_STORAGE_ERROR, ...base, records: [], bytes: 0 });
+      }
+    }
+    return out;
+  }
+
+  /** Committed batches from `offset`: the tail cache first, object storage otherwise. */
+  private async read(p: Partition, offset: number, maxBytes: number): Promise<Buffer[]> {
+    if (offset >= p.highWatermark) return [];
+    const cached = p.readCache(offset, maxBytes);
+    if (cached) {
+      let n = 0;
+      for (const c of cached) n += c.length;
+      m.bytesOut.inc({ source: 'cache' }, n);
+      return cached;
+    }
+    let idx = p.findExtent(offset);
+    if (idx < 0) idx = p.extents.findIndex((e) => e.baseOffset > offset);
+    const out: Buffer[] = [];
+    let bytes = 0;
+    for (; idx >= 0 && idx < p.extents.length; idx++) {
+      const ext = p.extents[idx];
+      if (ext.baseOffset >= p.highWatermark) break;
+      const data = await this.readExtent(ext);
+      for (const b of batchesOf(data)) {
+        if (b.baseOffset + b.lastOffsetDelta < offset) continue;
+        if (bytes > 0 && bytes + b.size > maxBytes) return this.served(out, bytes);
+        out.push(data.subarray(b.position, b.position + b.size));
+        bytes += b.size;
+      }
+      if (bytes >= maxBytes) break;
+    }
+    return this.served(out, bytes);
+  }
+
+  private served(out: Buffer[], bytes: number): Buffer[] {
+    m.bytesOut.inc({ source: 'storage' }, bytes);
+    return out;
+  }
+
+  private async readExtent(ext: StoredExtent): Promise<Buffer> {
+    const id = `${ext.key}@${ext.position}`;
+    const hit = this.blocks.get(id);
+    if (hit) return hit;
+    const data = await this.deps.store.get(ext.key, { start: ext.position, end: ext.position + ext.length });
+    if (!verifyExtent(ext, data)) {
+      m.corruptReads.inc();
+      m.storageReads.inc({ result: 'corrupt' });
+      throw new CorruptDataError(`checksum mismatch in ${ext.key} at ${ext.position}`);
+    }
+    m.storageReads.inc({ result: 'ok' });
+    this.blocks.set(id, data);
+    return data;
+  }
+
+  // ---- offsets ----------------------------------------------------------------------------
+
+  async listOffset(topicId: string, index: number, timestamp: number): Promise<ListOffsetResult> {
+    const p = this.partition(topicId, index);
+    if (!p) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, offset: -1, timestamp: -1, leaderEpoch: -1 };
+    if (p.state !== 'Online') return { errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, offset: -1, timestamp: -1, leaderEpoch: -1 };
+    const found = (offset: number, ts = -1) => ({ errorCode: ErrorCode.NONE, offset, timestamp: ts, leaderEpoch: p.leaderEpoch });
+    if (timestamp === -1) return found(p.highWatermark);
+    if (timestamp === -2 || timestamp === -4 || timestamp === -5) return found(p.logStartOffset);
+    if (timestamp === -3) {
+      let best: StoredExtent | undefined;
+      for (const e of p.extents) if (e.lastOffset >= p.logStartOffset && (!best || e.maxTimestamp > best.maxTimestamp)) best = e;
+      if (!best) return found(-1);
+      return this.offsetForTime(p, best, best.maxTimestamp);
+    }
+    if (timestamp < 0) return { errorCode: ErrorCode.INVALID_REQUEST, offset: -1, timestamp: -1, leaderEpoch: -1 };
+    // The extents' max timestamps are the sparse time index: the first extent reaching the
+    // target holds the answer.
+    for (const e of p.extents) {
+      if (e.lastOffset < p.logStartOffset || e.maxTimestamp < timestamp) continue;
+      return this.offsetForTime(p, e, timestamp);
+    }
+    return found(-1);
+  }
+
+  private async offsetForTime(p: Partition, e: StoredExtent, timestamp: number): Promise<ListOffsetResult> {
+    const data = await this.read(p, Math.max(e.baseOffset, p.logStartOffset), e.length);
+    const buf = Buffer.concat(data);
+    for (const b of batchesOf(buf)) {
+      if (b.maxTimestamp < timestamp || b.baseOffset + b.lastOffsetDelta < p.logStartOffset) continue;
+      for (const r of recordTimestamps(buf, b)) {
+        if (r.timestamp >= timestamp && r.offset >= p.logStartOffset) {
+          return { errorCode: ErrorCode.NONE, offset: r.offset, timestamp: r.timestamp, leaderEpoch: p.leaderEpoch };
+        }
+      }
+      // Compressed batch: its records are not decoded on the broker; answer with its start.
+      return { errorCode: ErrorCode.NONE, offset: Math.max(b.baseOffset, p.logStartOffset), timestamp: b.maxTimestamp, leaderEpoch: p.leaderEpoch };
+    }
+    return { errorCode: ErrorCode.NONE, offset: -1, timestamp: -1, leaderEpoch: p.leaderEpoch };
+  }
+
+  async offsetForLeaderEpoch(topicId: string, index: number, leaderEpoch: number): Promise<EpochEndResult> {
+    const p = this.partition(topicId, index);
+    if (!p) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, leaderEpoch: -1, endOffset: -1 };
+    if (p.state !== 'Online') return { errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, leaderEpoch: -1, endOffset: -1 };
+    // One epoch per ownership; every epoch up to the current one ends at the high watermark.
+    if (leaderEpoch > p.leaderEpoch) return { errorCode: ErrorCode.NONE, leaderEpoch: -1, endOffset: -1 };
+    return { errorCode: ErrorCode.NONE, leaderEpoch: p.leaderEpoch, endOffset: p.highWatermark };
+  }
+
+  async deleteRecords(topicId: string, index: number, offset: number): Promise<{ errorCode: number; lowWatermark: number }> {
+    const p = this.partition(topicId, index);
+    if (!p) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, lowWatermark: -1 };
+    if (p.state !== 'Online') return { errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, lowWatermark: -1 };
+    const target = offset === -1 ? p.highWatermark : offset;
+    if (target < 0 || target > p.highWatermark) return { errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, lowWatermark: p.logStartOffset };
+    if (target > p.logStartOffset) {
+      p.logStartOffset = target;
+      p.extents = p.extents.filter((e) => e.lastOffset >= target);
+      while (p.cache.length > 0 && p.cache[0].lastOffset < target) p.cache.shift();
+      await this.writeCheckpoint(p);
+    }
+    return { errorCode: ErrorCode.NONE, lowWatermark: p.logStartOffset };
+  }
+
+  async initProducerId(): Promise<{ producerId: bigint; producerEpoch: number }> {
+    if (this.producerIds.next >= this.producerIds.end) {
+      // Producer ids come in blocks reserved with a compare-and-swap, unique cluster-wide.
+      for (;;) {
+        const kv = await this.deps.meta.get(Keys.producerIdBlock);
+        const start = kv ? BigInt(kv.value.toString()) : 1000n;
+        const end = start + 1000n;
+        const res = await this.deps.meta.txn(
+          kv ? [{ key: Keys.producerIdBlock, target: 'modRevision', op: '==', value: kv.modRevision }] : [{ key: Keys.producerIdBlock, target: 'exists', value: false }],
+          [{ type: 'put', key: Keys.producerIdBlock, value: Buffer.from(String(end)) }],
+        );
+        if (res.succeeded) {
+          this.producerIds = { next: start, end };
+          break;
+        }
+      }
+    }
+    return { producerId: this.producerIds.next++, producerEpoch: 0 };
+  }
+
+  leaderEpoch(topicId: string, index: number): number {
+    const p = this.partition(topicId, index);
+    return p && p.state === 'Online' ? p.leaderEpoch : -1;
+  }
+
+  partitions(): PartitionStatus[] {
+    return [...this.partitionsByKey.values()].map((p) => ({
+      topic: p.topic,
+      topicId: p.topicId,
+      partition: p.index,
+      state: p.state,
+      highWatermark: p.highWatermark,
+      logStartOffset: p.logStartOffset,
+      nextOffset: p.nextOffset,
+      leaderEpoch: p.leaderEpoch,
+      extents: p.extents.length,
+      cachedBatches: p.cache.length,
+    }));
+  }
+
+  // ---- checkpoints ------------------------------------------------------------------------
+
+  private async writeCheckpoint(p: Partition): Promise<void> {
+    await this.deps.meta.put(
+      Keys.ckpt(p.topicId, p.index),
+      encodeCheckpoint({
+        logStartOffset: p.logStartOffset,
+        highWatermark: p.highWatermark,
+        leaderEpoch: p.leaderEpoch,
+        extents: p.extents,
+        producers: p.producers.snapshot(),
+      }),
+    );
+    m.checkpoints.inc();
+  }
+
+  /** Writes every changed partition's checkpoint, then drops WAL records they cover. */
+  async checkpoint(): Promise<void> {
+    if (this.fenced) return;
+    const covered = new Map<string, number>();
+    for (const p of this.partitionsByKey.values()) {
+      if (p.state !== 'Online' && p.state !== 'Draining') continue;
+      if (p.dirty) {
+        p.dirty = false;
+        await this.writeCheckpoint(p);
+      }
+      covered.set(p.key, p.highWatermark - 1);
+    }
+    for (const [name, parts] of this.walRecords) {
+      let done = true;
+      for (const [k, last] of parts) if ((covered.get(k) ?? -1) < last && this.partitionsByKey.has(k)) done = false;
+      if (!done) continue;
+      await this.deps.meta.delete(Keys.wal(this.cfg.brokerId, name));
+      this.walRecords.delete(name);
+    }
+  }
+
+  /** Draining: flush, commit, checkpoint and release every partition's lock. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.unsubscribeTopics?.();
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    for (const p of this.partitionsByKey.values()) if (p.state === 'Online') p.transition('Draining', 'shutdown');
+    if (!this.fenced) {
+      await this.flusher?.close();
+      await this.checkpoint().catch((err) => this.log.warn({ err }, 'final checkpoint failed'));
+    }
+    for (const p of this.partitionsByKey.values()) p.transition('Offline', 'shutdown');
+    await this.lease?.revoke().catch(() => undefined);
+  }
+}
+
+export class TimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TimeoutError';
+  }
+}
+
+export class CorruptDataError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CorruptDataError';
+  }
+}

@@ -1,0 +1,209 @@
+// The flusher, the broker's one "write thread": every flush.ms, or as soon as flush.bytes
+// are pending, it writes ONE WAL object holding the pending batches of all partitions,
+// commits it with a fenced MetaStore transaction, and only then moves high watermarks.
+// Puts may overlap (up to maxInflight); commits are applied strictly in flush order.
+import type { Logger } from 'pino';
+import type { ObjectStore } from '../storage/object-store.js';
+import type { Compare, MetaStore } from '../meta/meta-store.js';
+import { buildWalObject, encodeCommitRecord, type WalPart } from '../storage/wal-object.js';
+import { Keys } from '../meta/keys.js';
+import type { Entry, Partition } from './partition.js';
+import { brokerMetrics as m } from './metrics.js';
+
+export interface FlusherOptions {
+  brokerId: number;
+  flushMs: number;
+  flushBytes: number;
+  maxInflight: number;
+  store: ObjectStore;
+  meta: MetaStore;
+  log: Logger;
+  /** Compares that hold only while this broker is the registered, unexpired owner. */
+  fence: () => Compare[];
+  /** Called when a commit is refused by the fence: the broker must stop writing. */
+  onFenced: (err: FencedError) => void;
+}
+
+export class FencedError extends Error {
+  constructor(message = 'broker registration changed: fenced') {
+    super(message);
+    this.name = 'FencedError';
+  }
+}
+
+export class FlusherClosedError extends Error {
+  constructor() {
+    super('flusher closed before the write was committed');
+    this.name = 'FlusherClosedError';
+  }
+}
+
+interface Job {
+  parts: { partition: Partition; entries: Entry[] }[];
+  bytes: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const backoff = (attempt: number) => Math.min(2000, 25 * 2 ** attempt) * (0.5 + Math.random() / 2);
+
+export class Flusher {
+  private dirty = new Set<Partition>();
+  /** Appended, not yet committed (pending + in flight). */
+  unflushedBytes = 0;
+  private pendingBytes = 0;
+  private timer?: NodeJS.Timeout;
+  private inflight = 0;
+  private due = false;
+  private chain: Promise<void> = Promise.resolve();
+  private seq = 0;
+  private closed = false;
+  private fenced = false;
+  private readonly bootId = String(Date.now()).padStart(14, '0');
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly o: FlusherOptions) {}
+
+  appended(p: Partition, bytes: number): void {
+    this.dirty.add(p);
+    this.unflushedBytes += bytes;
+    this.pendingBytes += bytes;
+    m.unflushedBytes.set(this.unflushedBytes);
+    if (this.pendingBytes >= this.o.flushBytes) this.flush();
+    else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.o.flushMs);
+  }
+
+  /** Starts a flush of everything pending, unless too many are already in flight. */
+  flush(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.dirty.size === 0 || this.fenced) return;
+    if (this.inflight >= this.o.maxInflight) {
+      this.due = true;
+      return;
+    }
+    const job: Job = { parts: [], bytes: 0 };
+    for (const p of this.dirty) {
+      const entries = p.takePending();
+      if (entries.length === 0) continue;
+      job.parts.push({ partition: p, entries });
+      for (const e of entries) job.bytes += e.buf.length;
+    }
+    this.dirty.clear();
+    this.pendingBytes = 0;
+    if (job.parts.length === 0) return;
+    this.inflight++;
+    void this.run(job).finally(() => {
+      this.inflight--;
+      if (this.dirty.size > 0 && (this.due || this.pendingBytes >= this.o.flushBytes)) {
+        this.due = false;
+        this.flush();
+      } else if (this.dirty.size > 0 && !this.timer) {
+        this.timer = setTimeout(() => this.flush(), this.o.flushMs);
+      }
+      if (this.inflight === 0 && this.dirty.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+    });
+  }
+
+  private async run(job: Job): Promise<void> {
+    const started = performance.now();
+    const name = `${this.bootId}-${String(++this.seq).padStart(10, '0')}`;
+    const objectKey = `wal/${this.o.brokerId}/${name}`;
+    const parts: WalPart[] = job.parts.map(({ partition, entries }) => {
+      let maxTimestamp = -1;
+      const producers = [];
+      for (const e of entries) {
+        if (e.maxTimestamp > maxTimestamp) maxTimestamp = e.maxTimestamp;
+        producers.push(...e.producers);
+      }
+      return {
+        extent: {
+          topicId: partition.topicId,
+          partition: partition.index,
+          baseOffset: entries[0].baseOffset,
+          lastOffset: entries[entries.length - 1].lastOffset,
+          maxTimestamp,
+          producers,
+        },
+        chunks: entries.map((e) => e.buf),
+      };
+    });
+    const { body, extents, index } = buildWalObject(parts);
+    const put = this.retry('put', () => this.o.store.put(objectKey, body));
+    // Commits go in flush order: a later flush never becomes visible before an earlier one.
+    const commit = this.chain.then(async () => {
+      await put;
+      await this.retry('commit', async () => {
+        const res = await this.o.meta.txn(this.o.fence(), [
+          { type: 'put', key: Keys.wal(this.o.brokerId, name), value: encodeCommitRecord(objectKey, index) },
+        ]);
+        if (!res.succeeded) throw new FencedError();
+      });
+    });
+    this.chain = commit.catch(() => undefined);
+    try {
+      await commit;
+    } catch (err) {
+      for (const { partition } of job.parts) partition.abandonUncommitted(err as Error);
+      this.unflushedBytes -= job.bytes;
+      m.unflushedBytes.set(this.unflushedBytes);
+      if (err instanceof FencedError && !this.fenced) {
+        this.fenced = true;
+        this.o.onFenced(err);
+      } else if (!(err instanceof FencedError)) {
+        this.o.log.error({ err, objectKey }, 'flush abandoned');
+      }
+      return;
+    }
+    job.parts.forEach(({ partition, entries }, i) => {
+      const e = extents[i];
+      partition.committed(entries, {
+        key: objectKey,
+        position: e.position,
+        length: e.length,
+        baseOffset: e.baseOffset,
+        lastOffset: e.lastOffset,
+        maxTimestamp: e.maxTimestamp,
+        crc: e.crc,
+      });
+    });
+    this.unflushedBytes -= job.bytes;
+    m.unflushedBytes.set(this.unflushedBytes);
+    m.flushes.inc();
+    m.flushBytes.observe(body.length);
+    m.flushSeconds.observe((performance.now() - started) / 1000);
+    this.onCommitted?.(job.parts, name);
+  }
+
+  /** Hook for the broker: what a committed WAL object held, partition by partition. */
+  onCommitted?: (parts: { partition: Partition; entries: Entry[] }[], walName: string) => void;
+
+  /** Retries storage and metadata failures with backoff; a fence or close ends it. */
+  private async retry(stage: 'put' | 'commit', fn: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof FencedError) throw err;
+        if (this.closed && attempt > 3) throw new FlusherClosedError();
+        m.flushRetries.inc({ stage });
+        this.o.log.warn({ err, stage, attempt }, 'flush step failed, retrying');
+        await sleep(backoff(attempt));
+      }
+    }
+  }
+
+  /** Resolves when nothing is pending or in flight. */
+  async drain(): Promise<void> {
+    this.flush();
+    if (this.inflight === 0 && this.dirty.size === 0) return;
+    await new Promise<void>((r) => this.idleWaiters.push(r));
+  }
+
+  async close(): Promise<void> {
+    await this.drain();
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+}

@@ -1,0 +1,28 @@
+// The broker's Prometheus metrics. One registry per process (prom-client's default), so
+// the embedded mode exposes broker and proxy metrics on one /metrics.
+import { Counter, Gauge, Histogram } from 'prom-client';
+
+export const brokerMetrics = {
+  bytesIn: new Counter({ name: 'skiff_broker_bytes_in_total', help: 'Record-batch bytes appended to partitions' }),
+  recordsIn: new Counter({ name: 'skiff_broker_records_in_total', help: 'Records appended to partitions' }),
+  bytesOut: new Counter({ name: 'skiff_broker_bytes_out_total', help: 'Record-batch bytes served to fetches', labelNames: ['source'] }),
+  flushes: new Counter({ name: 'skiff_broker_flushes_total', help: 'WAL objects committed' }),
+  flushBytes: new Histogram({
+    name: 'skiff_broker_flush_bytes',
+    help: 'Size of committed WAL objects',
+    buckets: [1e3, 1e4, 1e5, 1e6, 4e6, 16e6, 64e6],
+  }),
+  flushSeconds: new Histogram({
+    name: 'skiff_broker_flush_seconds',
+    help: 'Time from flush start to commit',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+  }),
+  flushRetries: new Counter({ name: 'skiff_broker_flush_retries_total', help: 'Failed WAL puts or commits that were retried', labelNames: ['stage'] }),
+  unflushedBytes: new Gauge({ name: 'skiff_broker_unflushed_bytes', help: 'Bytes appended but not yet committed' }),
+  partitions: new Gauge({ name: 'skiff_broker_partitions', help: 'Partitions on this broker by state', labelNames: ['state'] }),
+  transitions: new Counter({ name: 'skiff_broker_partition_transitions_total', help: 'Partition state transitions', labelNames: ['from', 'to'] }),
+  checkpoints: new Counter({ name: 'skiff_broker_checkpoints_total', help: 'Partition checkpoints written' }),
+  cacheBytes: new Gauge({ name: 'skiff_broker_cache_bytes', help: 'Committed batches held in the tail cache' }),
+  storageReads: new Counter({ name: 'skiff_broker_storage_reads_total', help: 'Range reads from object storage', labelNames: ['result'] }),
+  corruptReads: new Counter({ name: 'skiff_broker_corrupt_reads_total', help: 'Reads whose checksum did not match; never served' }),
+};

@@ -1,0 +1,227 @@
+// One partition on its owning broker: the state machine (DESIGN.md §4), offsets (next,
+// high watermark, log start), batches waiting for the flusher, the cache of recently
+// committed batches, the extent map of everything in object storage, and producer state.
+import type { Logger } from 'pino';
+import { assignOffset, batchesOf, type BatchInfo } from '../protocol/record-batch.js';
+import type { Extent, ProducerBatch } from '../storage/wal-object.js';
+import { ProducerStates } from './producer-state.js';
+
+export type PartitionState = 'Offline' | 'Acquiring' | 'Recovering' | 'Online' | 'Draining' | 'Fenced';
+
+/** Where committed bytes live in storage. */
+export interface StoredExtent {
+  key: string;
+  position: number;
+  length: number;
+  baseOffset: number;
+  lastOffset: number;
+  maxTimestamp: number;
+  crc: number;
+}
+
+/** A produce request's record set, offsets assigned, waiting for or past its commit. */
+export interface Entry {
+  buf: Buffer;
+  baseOffset: number;
+  lastOffset: number;
+  maxTimestamp: number;
+  producers: ProducerBatch[];
+}
+
+interface CommitWaiter {
+  offset: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class PartitionUnavailableError extends Error {
+  constructor(readonly state: PartitionState) {
+    super(`partition is ${state}`);
+    this.name = 'PartitionUnavailableError';
+  }
+}
+
+export type StateListener = (p: Partition, from: PartitionState, to: PartitionState) => void;
+
+export class Partition {
+  state: PartitionState = 'Offline';
+  /** Offset the next appended record gets. */
+  nextOffset = 0;
+  /** Everything below is committed: durable and visible to consumers. */
+  highWatermark = 0;
+  logStartOffset = 0;
+  leaderEpoch = 0;
+
+  pending: Entry[] = [];
+  pendingBytes = 0;
+  /** Committed entries still in memory, oldest first; trimmed by the broker's cache budget. */
+  cache: Entry[] = [];
+  extents: StoredExtent[] = [];
+  readonly producers = new ProducerStates();
+  /** Committed since the last checkpoint. */
+  dirty = false;
+
+  private waiters: CommitWaiter[] = [];
+
+  constructor(
+    readonly topicId: string,
+    readonly topic: string,
+    readonly index: number,
+    private readonly log: Logger,
+    private readonly onState: StateListener,
+  ) {}
+
+  get key(): string {
+    return `${this.topicId}/${this.index}`;
+  }
+
+  transition(to: PartitionState, why?: string): void {
+    const from = this.state;
+    if (from === to) return;
+    this.state = to;
+    this.log.info({ topic: this.topic, partition: this.index, from, to, why }, 'partition state');
+    this.onState(this, from, to);
+  }
+
+  /**
+   * Assigns offsets to validated batches and queues them for the flusher. Returns the
+   * entry; the caller decides whether to wait for its commit (acks=-1) or not (acks=1).
+   */
+  append(buf: Buffer, batches: BatchInfo[]): Entry {
+    if (this.state !== 'Online') throw new PartitionUnavailableError(this.state);
+    const baseOffset = this.nextOffset;
+    let next = baseOffset;
+    let maxTimestamp = -1;
+    const producers: ProducerBatch[] = [];
+    for (const b of batches) {
+      assignOffset(buf, b.position, next, this.leaderEpoch);
+      const lastOffset = next + b.lastOffsetDelta;
+      if (b.producerId >= 0n) {
+        const pb: ProducerBatch = {
+          producerId: b.producerId,
+          producerEpoch: b.producerEpoch,
+          baseSequence: b.baseSequence,
+          lastSequence: b.baseSequence + b.lastOffsetDelta,
+          baseOffset: next,
+          lastOffset,
+        };
+        producers.push(pb);
+        this.producers.record(pb);
+      }
+      if (b.maxTimestamp > maxTimestamp) maxTimestamp = b.maxTimestamp;
+      next = lastOffset + 1;
+    }
+    this.nextOffset = next;
+    const entry: Entry = { buf, baseOffset, lastOffset: next - 1, maxTimestamp, producers };
+    this.pending.push(entry);
+    this.pendingBytes += buf.length;
+    return entry;
+  }
+
+  /** Hands every pending entry to the flusher. */
+  takePending(): Entry[] {
+    const out = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    return out;
+  }
+
+  /** Called by the flusher, in commit order, once the entries' WAL object is committed. */
+  committed(entries: Entry[], extent: StoredExtent): void {
+    this.extents.push(extent);
+    for (const e of entries) this.cache.push(e);
+    this.highWatermark = extent.lastOffset + 1;
+    this.dirty = true;
+    this.wakeWaiters();
+  }
+
+  /** Resolves once every offset up to and including `offset` is committed. */
+  waitCommitted(offset: number): Promise<void> {
+    if (offset < this.highWatermark) return Promise.resolve();
+    return new Promise((resolve, reject) => this.waiters.push({ offset, resolve, reject }));
+  }
+
+  private wakeWaiters(): void {
+    if (this.waiters.length === 0) return;
+    const still: CommitWaiter[] = [];
+    for (const w of this.waiters) {
+      if (w.offset < this.highWatermark) w.resolve();
+      else still.push(w);
+    }
+    this.waiters = still;
+  }
+
+  /** Drops everything not committed (fencing, failed flush): producers see a retriable error. */
+  abandonUncommitted(err: Error): void {
+    for (const w of this.waiters) w.reject(err);
+    this.waiters = [];
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.nextOffset = this.highWatermark;
+  }
+
+  /**
+   * Committed batches from the cache starting at the batch that holds `offset`, up to
+   * `maxBytes` (always at least one batch, KIP-74). Undefined when the cache does not reach
+   * back to `offset`.
+   */
+  readCache(offset: number, maxBytes: number): Buffer[] | undefined {
+    const cache = this.cache;
+    if (cache.length === 0 || offset < cache[0].baseOffset) return undefined;
+    let lo = 0;
+    let hi = cache.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (cache[mid].baseOffset <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    const out: Buffer[] = [];
+    let bytes = 0;
+    for (let i = lo; i < cache.length; i++) {
+      const e = cache[i];
+      if (e.baseOffset >= this.highWatermark) break;
+      if (i === lo && offset > e.baseOffset) {
+        // Start at the batch holding `offset` inside a multi-batch record set.
+        for (const b of batchesOf(e.buf)) {
+          const last = b.baseOffset + b.lastOffsetDelta;
+          if (last < offset) continue;
+          if (bytes > 0 && bytes + b.size > maxBytes) return out;
+          out.push(e.buf.subarray(b.position, b.position + b.size));
+          bytes += b.size;
+        }
+        continue;
+      }
+      if (bytes > 0 && bytes + e.buf.length > maxBytes) {
+        // Whole record sets may overshoot; split to whole batches to stay under the limit.
+        for (const b of batchesOf(e.buf)) {
+          if (bytes > 0 && bytes + b.size > maxBytes) return out;
+          out.push(e.buf.subarray(b.position, b.position + b.size));
+          bytes += b.size;
+        }
+        return out;
+      }
+      out.push(e.buf);
+      bytes += e.buf.length;
+      if (bytes >= maxBytes) break;
+    }
+    return out;
+  }
+
+  /** Index of the extent holding `offset`, or -1. */
+  findExtent(offset: number): number {
+    const ex = this.extents;
+    let lo = 0;
+    let hi = ex.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (ex[mid].lastOffset < offset) lo = mid + 1;
+      else if (ex[mid].baseOffset > offset) hi = mid - 1;
+      else return mid;
+    }
+    return -1;
+  }
+
+  get failedWaiters(): number {
+    return this.waiters.length;
+  }
+}

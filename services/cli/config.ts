@@ -1,0 +1,91 @@
+// Every setting Skiff has, in one table: its flag, its SKIFF_* variable, its default and what
+// it does. Flags win over variables, variables over defaults. The README's configuration
+// table is printed from here (`skiff config --markdown`), so the two cannot drift.
+import { Command, Option } from 'commander';
+
+type Kind = 'string' | 'int' | 'bool';
+
+export interface Setting {
+  key: string;
+  kind: Kind;
+  default: string;
+  doc: string;
+  /** Which commands take it. */
+  scope: ('dev' | 'broker' | 'proxy')[];
+}
+
+const ALL: Setting['scope'] = ['dev', 'broker', 'proxy'];
+const DEV_BROKER: Setting['scope'] = ['dev', 'broker'];
+const DEV_PROXY: Setting['scope'] = ['dev', 'proxy'];
+
+export const SETTINGS: Setting[] = [
+  { key: 'data-dir', kind: 'string', default: './data', doc: 'Embedded mode: directory for objects and the metadata log.', scope: ['dev'] },
+  { key: 'host', kind: 'string', default: '0.0.0.0', doc: 'Address the Kafka listener binds.', scope: DEV_PROXY },
+  { key: 'port', kind: 'int', default: '9092', doc: 'Port of the Kafka listener.', scope: DEV_PROXY },
+  { key: 'advertised-host', kind: 'string', default: 'localhost', doc: 'Host put in Metadata responses: what clients connect back to.', scope: DEV_PROXY },
+  { key: 'advertised-port', kind: 'int', default: '0', doc: 'Port put in Metadata responses; 0 means the listener port.', scope: DEV_PROXY },
+  { key: 'http-port', kind: 'int', default: '9644', doc: 'Port of the HTTP endpoint: /metrics, /healthz, /readyz, /v1/partitions.', scope: ALL },
+  { key: 'node-id', kind: 'int', default: '0', doc: 'Node id of this process (proxy id in Metadata, broker id in storage keys).', scope: ALL },
+  { key: 'auto-create-topics', kind: 'bool', default: 'true', doc: 'Create a topic on first use by Metadata or Produce.', scope: DEV_PROXY },
+  { key: 'default-partitions', kind: 'int', default: '1', doc: 'Partitions of auto-created topics and of CreateTopics with -1.', scope: DEV_PROXY },
+  { key: 'max-request-bytes', kind: 'int', default: '104857600', doc: 'Largest request frame accepted (socket.request.max.bytes); larger closes the connection.', scope: DEV_PROXY },
+  { key: 'max-unflushed-bytes', kind: 'int', default: '67108864', doc: 'Stop reading producer sockets while more bytes than this wait for a flush.', scope: DEV_PROXY },
+  { key: 'max-parked-fetches', kind: 'int', default: '10000', doc: 'Fetches that may wait for data at once; beyond it they are answered at once.', scope: DEV_PROXY },
+  { key: 'flush-ms', kind: 'int', default: '10', doc: 'Longest time a produced batch waits before its WAL object is written.', scope: DEV_BROKER },
+  { key: 'flush-bytes', kind: 'int', default: '4194304', doc: 'Write a WAL object as soon as this many bytes are pending.', scope: DEV_BROKER },
+  { key: 'flush-max-inflight', kind: 'int', default: '4', doc: 'WAL object writes in flight at once (commits stay in order).', scope: DEV_BROKER },
+  { key: 'checkpoint-ms', kind: 'int', default: '10000', doc: 'How often changed partitions write their checkpoint.', scope: DEV_BROKER },
+  { key: 'cache-bytes', kind: 'int', default: '268435456', doc: 'Memory for recently committed batches (tail reads).', scope: DEV_BROKER },
+  { key: 'block-cache-bytes', kind: 'int', default: '67108864', doc: 'Memory for ranges read back from object storage (catch-up reads).', scope: DEV_BROKER },
+  { key: 'max-message-bytes', kind: 'int', default: '104857600', doc: 'Broker-wide cap on one partition record set; topics cap lower with max.message.bytes.', scope: DEV_BROKER },
+  { key: 'lease-ttl-seconds', kind: 'int', default: '5', doc: 'Lease of broker registrations and partition locks.', scope: DEV_BROKER },
+  { key: 'group-initial-rebalance-delay-ms', kind: 'int', default: '3000', doc: 'Wait for more members before the first rebalance of a new group.', scope: DEV_BROKER },
+  { key: 'log-level', kind: 'string', default: 'info', doc: 'pino log level: trace, debug, info, warn, error.', scope: ALL },
+];
+
+export const envName = (key: string) => `SKIFF_${key.toUpperCase().replace(/-/g, '_')}`;
+
+const camel = (key: string) => key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Adds the settings of `scope` to a command as options with env fallbacks. */
+export function addSettings(cmd: Command, scope: Setting['scope'][number]): Command {
+  for (const s of SETTINGS.filter((x) => x.scope.includes(scope))) {
+    const flag = s.kind === 'bool' ? `--${s.key} <true|false>` : `--${s.key} <${s.kind === 'int' ? 'n' : 'value'}>`;
+    cmd.addOption(new Option(flag, s.doc).env(envName(s.key)).default(s.default));
+  }
+  return cmd;
+}
+
+export type Resolved = Record<string, string | number | boolean>;
+
+/** Parses and validates option values; invalid values are errors, not silent defaults. */
+export function resolveSettings(opts: Record<string, string>, scope: Setting['scope'][number]): Resolved {
+  const out: Resolved = {};
+  for (const s of SETTINGS.filter((x) => x.scope.includes(scope))) {
+    const raw = String(opts[camel(s.key)] ?? s.default);
+    if (s.kind === 'int') {
+      if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(Number(raw)) || Number(raw) < 0) {
+        throw new ConfigError(`--${s.key} (${envName(s.key)}) must be a non-negative integer, got ${JSON.stringify(raw)}`);
+      }
+      out[camel(s.key)] = Number(raw);
+    } else if (s.kind === 'bool') {
+      if (raw !== 'true' && raw !== 'false') throw new ConfigError(`--${s.key} (${envName(s.key)}) must be true or false, got ${JSON.stringify(raw)}`);
+      out[camel(s.key)] = raw === 'true';
+    } else {
+      out[camel(s.key)] = raw;
+    }
+  }
+  return out;
+}
+
+export function settingsMarkdown(): string {
+  const rows = SETTINGS.map((s) => `| \`--${s.key}\` | \`${envName(s.key)}\` | \`${s.default}\` | ${s.scope.join(', ')} | ${s.doc} |`);
+  return ['| flag | variable | default | commands | meaning |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
+}

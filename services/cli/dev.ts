@@ -1,0 +1,102 @@
+// `skiff dev`, the embedded default: proxy, broker, controller and group coordinator in one
+// process, on the local-directory object store, the embedded metadata store and the
+// in-process bus. Same code paths as cluster mode; only the adapters differ.
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { FsObjectStore } from '../storage/fs-object-store.js';
+import { EmbeddedMetaStore } from '../meta/embedded-meta-store.js';
+import type { MetaStore } from '../meta/meta-store.js';
+import { LocalBus } from '../bus/local-bus.js';
+import { TopicRegistry } from '../meta/topics.js';
+import { Keys } from '../meta/keys.js';
+import { Broker } from '../broker/broker.js';
+import { GroupCoordinator } from '../broker/group-coordinator.js';
+import { Proxy } from '../proxy/proxy.js';
+import { startHttp } from './http.js';
+import type { Resolved } from './config.js';
+
+/** The cluster id is made once and kept in the metadata store, so every restart reports the same. */
+export async function clusterId(meta: MetaStore): Promise<string> {
+  const fresh = randomUUID().replace(/-/g, '').slice(0, 22);
+  await meta.txn([{ key: Keys.cluster, target: 'exists', value: false }], [{ type: 'put', key: Keys.cluster, value: Buffer.from(fresh) }]);
+  const kv = await meta.get(Keys.cluster);
+  return kv!.value.toString();
+}
+
+export interface Running {
+  kafkaPort: number;
+  httpPort: number;
+  stop(): Promise<void>;
+}
+
+export async function runDev(c: Resolved, log: Logger): Promise<Running> {
+  const dataDir = String(c.dataDir);
+  const store = new FsObjectStore(join(dataDir, 'objects'));
+  const meta = await EmbeddedMetaStore.open(join(dataDir, 'meta', 'meta.log'));
+  const bus = new LocalBus();
+  const topics = await TopicRegistry.open(meta);
+  const id = await clusterId(meta);
+  const nodeId = Number(c.nodeId);
+  const broker = new Broker(
+    {
+      brokerId: nodeId,
+      flushMs: Number(c.flushMs),
+      flushBytes: Number(c.flushBytes),
+      flushMaxInflight: Math.max(1, Number(c.flushMaxInflight)),
+      checkpointMs: Math.max(100, Number(c.checkpointMs)),
+      cacheBytes: Number(c.cacheBytes),
+      blockCacheBytes: Number(c.blockCacheBytes),
+      maxMessageBytes: Number(c.maxMessageBytes),
+      leaseTtlSeconds: Math.max(1, Number(c.leaseTtlSeconds)),
+    },
+    { store, meta, bus, topics, log },
+  );
+  await broker.start();
+  const groups = new GroupCoordinator({ meta, log: log.child({ component: 'groups' }), initialRebalanceDelayMs: Number(c.groupInitialRebalanceDelayMs) });
+  await groups.loadGroups();
+  const proxy = new Proxy(
+    {
+      nodeId,
+      host: String(c.host),
+      port: Number(c.port),
+      advertisedHost: String(c.advertisedHost),
+      advertisedPort: Number(c.advertisedPort),
+      clusterId: id,
+      maxRequestBytes: Number(c.maxRequestBytes),
+      autoCreateTopics: Boolean(c.autoCreateTopics),
+      defaultPartitions: Math.max(1, Number(c.defaultPartitions)),
+      maxUnflushedBytes: Number(c.maxUnflushedBytes),
+      maxParkedFetches: Number(c.maxParkedFetches),
+    },
+    { broker, groups, topics, bus, log },
+  );
+  await proxy.start();
+  let ready = true;
+  const httpServer = await startHttp({
+    port: Number(c.httpPort),
+    log,
+    ready: () => ready,
+    routes: {
+      '/v1/partitions': () => broker.partitions(),
+      '/v1/topics': () => topics.list(),
+      '/v1/cluster': () => ({ clusterId: id, mode: 'embedded', nodeId, kafkaPort: proxy.port }),
+    },
+  });
+  log.info({ clusterId: id, kafkaPort: proxy.port, httpPort: httpServer.port, dataDir }, 'skiff dev is ready');
+  return {
+    kafkaPort: proxy.port,
+    httpPort: httpServer.port,
+    async stop() {
+      ready = false;
+      await proxy.close();
+      await groups.close();
+      await broker.close();
+      await topics.close();
+      await httpServer.close();
+      await bus.close();
+      await meta.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// The `skiff` command. `skiff dev` runs everything in one process (what `npm start` runs);
+// `skiff config --markdown` prints the settings table; `skiff partitions` shows partition
+// states from a running process.
+import { Command } from 'commander';
+import { pino } from 'pino';
+import { addSettings, resolveSettings, settingsMarkdown, ConfigError } from './config.js';
+import { runDev } from './dev.js';
+
+const program = new Command('skiff').description('Kafka-compatible message queue on object storage');
+
+function logger(level: string) {
+  return pino({ level, base: { service: 'skiff' } });
+}
+
+function shutdownOn(stop: () => Promise<void>, log: ReturnType<typeof logger>): void {
+  let stopping = false;
+  const handler = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => handler('SIGTERM'));
+  process.on('SIGINT', () => handler('SIGINT'));
+}
+
+addSettings(program.command('dev').description('proxy, broker and coordinator in one process on a local data directory'), 'dev').action(async (opts) => {
+  let c;
+  try {
+    c = resolveSettings(opts, 'dev');
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`skiff: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = logger(String(c.logLevel));
+  process.on('uncaughtException', (err) => log.fatal({ err }, 'uncaught exception'));
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+  const running = await runDev(c, log);
+  shutdownOn(running.stop, log);
+});
+
+program
+  .command('config')
+  .description('print every setting with its flag, variable and default')
+  .option('--markdown', 'as a Markdown table')
+  .action(() => console.log(settingsMarkdown()));
+
+program
+  .command('partitions')
+  .description('partition states of a running process')
+  .option('--admin <url>', 'its HTTP endpoint', process.env.SKIFF_ADMIN_URL ?? 'http://localhost:9644')
+  .action(async (opts: { admin: string }) => {
+    const res = await fetch(`${opts.admin}/v1/partitions`);
+    const rows = (await res.json()) as { topic: string; partition: number; state: string; logStartOffset: number; highWatermark: number; extents: number }[];
+    console.log(['TOPIC', 'PARTITION', 'STATE', 'LOG-START', 'HIGH-WATERMARK', 'EXTENTS'].join('\t'));
+    for (const r of rows) console.log([r.topic, r.partition, r.state, r.logStartOffset, r.highWatermark, r.extents].join('\t'));
+  });
+
+program.parseAsync().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

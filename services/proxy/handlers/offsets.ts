@@ -1,0 +1,92 @@
+// ListOffsets, OffsetForLeaderEpoch, DeleteRecords and InitProducerId: per-partition
+// questions answered by the owning broker.
+import type { ProxyContext } from '../proxy.js';
+import type { RequestContext } from '../server.js';
+import { ErrorCode } from '../../protocol/errors.js';
+import type { ListOffsetsRequest } from '../../protocol/messages/list-offsets-request.js';
+import type { ListOffsetsResponse } from '../../protocol/messages/list-offsets-response.js';
+import type { OffsetForLeaderEpochRequest } from '../../protocol/messages/offset-for-leader-epoch-request.js';
+import type { OffsetForLeaderEpochResponse } from '../../protocol/messages/offset-for-leader-epoch-response.js';
+import type { DeleteRecordsRequest } from '../../protocol/messages/delete-records-request.js';
+import type { DeleteRecordsResponse } from '../../protocol/messages/delete-records-response.js';
+import type { InitProducerIdRequest } from '../../protocol/messages/init-producer-id-request.js';
+import type { InitProducerIdResponse } from '../../protocol/messages/init-producer-id-response.js';
+
+export async function listOffsets(ctx: ProxyContext, req: ListOffsetsRequest, rc: RequestContext): Promise<ListOffsetsResponse> {
+  const topics = await Promise.all(
+    req.topics.map(async (rt) => {
+      const t = ctx.topics.get(rt.name);
+      const partitions = await Promise.all(
+        rt.partitions.map(async (rp) => {
+          if (!t || rp.partitionIndex < 0 || rp.partitionIndex >= t.partitions) {
+            return { partitionIndex: rp.partitionIndex, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, oldStyleOffsets: [], timestamp: -1n, offset: -1n, leaderEpoch: -1 };
+          }
+          const r = await ctx.broker.listOffset(t.id, rp.partitionIndex, Number(rp.timestamp));
+          return {
+            partitionIndex: rp.partitionIndex,
+            errorCode: r.errorCode,
+            // v0 answers with a list of segment start offsets; the one offset is enough for clients.
+            oldStyleOffsets: rc.apiVersion === 0 && r.offset >= 0 ? [BigInt(r.offset)] : [],
+            timestamp: BigInt(r.timestamp),
+            offset: BigInt(r.offset),
+            leaderEpoch: r.leaderEpoch,
+          };
+        }),
+      );
+      return { name: rt.name, partitions };
+    }),
+  );
+  return { throttleTimeMs: 0, topics };
+}
+
+export async function offsetForLeaderEpoch(ctx: ProxyContext, req: OffsetForLeaderEpochRequest): Promise<OffsetForLeaderEpochResponse> {
+  const topics = await Promise.all(
+    req.topics.map(async (rt) => {
+      const t = ctx.topics.get(rt.topic);
+      const partitions = await Promise.all(
+        rt.partitions.map(async (rp) => {
+          if (!t || rp.partition < 0 || rp.partition >= t.partitions) {
+            return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, partition: rp.partition, leaderEpoch: -1, endOffset: -1n };
+          }
+          const r = await ctx.broker.offsetForLeaderEpoch(t.id, rp.partition, rp.leaderEpoch);
+          return { errorCode: r.errorCode, partition: rp.partition, leaderEpoch: r.leaderEpoch, endOffset: BigInt(r.endOffset) };
+        }),
+      );
+      return { topic: rt.topic, partitions };
+    }),
+  );
+  return { throttleTimeMs: 0, topics };
+}
+
+export async function deleteRecords(ctx: ProxyContext, req: DeleteRecordsRequest): Promise<DeleteRecordsResponse> {
+  const topics = await Promise.all(
+    req.topics.map(async (rt) => {
+      const t = ctx.topics.get(rt.name);
+      const partitions = await Promise.all(
+        rt.partitions.map(async (rp) => {
+          if (!t || rp.partitionIndex < 0 || rp.partitionIndex >= t.partitions) {
+            return { partitionIndex: rp.partitionIndex, lowWatermark: -1n, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION };
+          }
+          const r = await ctx.broker.deleteRecords(t.id, rp.partitionIndex, Number(rp.offset));
+          return { partitionIndex: rp.partitionIndex, lowWatermark: BigInt(r.lowWatermark), errorCode: r.errorCode };
+        }),
+      );
+      return { name: rt.name, partitions };
+    }),
+  );
+  return { throttleTimeMs: 0, topics };
+}
+
+export async function initProducerId(ctx: ProxyContext, req: InitProducerIdRequest, rc: RequestContext): Promise<InitProducerIdResponse> {
+  if (req.transactionalId != null) {
+    ctx.log.warn({ client: rc.clientId, transactionalId: req.transactionalId }, 'transactions are not supported');
+    return { throttleTimeMs: 0, errorCode: ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, producerId: -1n, producerEpoch: -1 };
+  }
+  // KIP-360: a producer that already has an id asks for an epoch bump to reset its sequences.
+  if (req.producerId !== undefined && req.producerId >= 0n && (req.producerEpoch ?? -1) >= 0) {
+    const epoch = req.producerEpoch! + 1;
+    if (epoch <= 32767) return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, producerId: req.producerId, producerEpoch: epoch };
+  }
+  const r = await ctx.broker.initProducerId();
+  return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, producerId: r.producerId, producerEpoch: r.producerEpoch };
+}

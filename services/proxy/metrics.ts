@@ -1,0 +1,17 @@
+// The proxy's Prometheus metrics: requests and latency by API, bytes on the wire, connections.
+import { Counter, Gauge, Histogram } from 'prom-client';
+
+export const proxyMetrics = {
+  requests: new Counter({ name: 'skiff_proxy_requests_total', help: 'Requests by API', labelNames: ['api'] }),
+  errors: new Counter({ name: 'skiff_proxy_request_errors_total', help: 'Requests that closed the connection', labelNames: ['reason'] }),
+  latency: new Histogram({
+    name: 'skiff_proxy_request_seconds',
+    help: 'Request latency by API, from frame received to response queued',
+    labelNames: ['api'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
+  }),
+  bytesIn: new Counter({ name: 'skiff_proxy_bytes_in_total', help: 'Request bytes received' }),
+  bytesOut: new Counter({ name: 'skiff_proxy_bytes_out_total', help: 'Response bytes sent' }),
+  connections: new Gauge({ name: 'skiff_proxy_connections', help: 'Open client connections' }),
+  parkedFetches: new Gauge({ name: 'skiff_proxy_parked_fetches', help: 'Fetches waiting for data' }),
+};

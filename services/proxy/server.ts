@@ -1,0 +1,232 @@
+// Client connections: Kafka framing (int32 size + frame), header decoding, dispatch to the
+// API handlers, and responses written strictly in request order on each connection
+// (KAFKA-COMPAT.md item 1). Bad input closes the connection with a log line; it never
+// throws out of here.
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { ProtocolError, Reader, Writer } from '../protocol/primitives.js';
+import { apis, ApiKey } from '../protocol/messages/index.js';
+import { decodeRequestHeader } from '../protocol/messages/request-header.js';
+import { encodeApiVersionsResponse } from '../protocol/messages/api-versions-response.js';
+import { ErrorCode } from '../protocol/errors.js';
+import { SUPPORTED, isSupported } from './versions.js';
+import { proxyMetrics as m } from './metrics.js';
+
+export interface RequestContext {
+  apiKey: number;
+  apiVersion: number;
+  correlationId: number;
+  clientId: string;
+  clientHost: string;
+  /** Size of the request frame, for byte accounting. */
+  size: number;
+}
+
+/** Returns the response body, or undefined for requests that get no response (acks=0). */
+export type Dispatch = (ctx: RequestContext, request: unknown) => Promise<object | undefined>;
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  maxRequestBytes: number;
+  log: Logger;
+  dispatch: Dispatch;
+  /** While true, the server stops reading from connections (producer backpressure). */
+  overloaded?: () => boolean;
+}
+
+interface Slot {
+  chunks?: Buffer[];
+  done: boolean;
+}
+
+const API_NAMES = new Map<number, string>(Object.entries(ApiKey).map(([k, v]) => [v, k]));
+
+class Connection {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private queue: Slot[] = [];
+  private closed = false;
+  private readonly host: string;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly o: ServerOptions,
+    private readonly log: Logger,
+  ) {
+    this.host = socket.remoteAddress ?? 'unknown';
+    socket.setNoDelay(true);
+    socket.on('data', (d) => this.onData(d));
+    socket.on('error', (err) => this.log.debug({ err }, 'socket error'));
+    socket.on('close', () => {
+      this.closed = true;
+      m.connections.dec();
+    });
+    socket.on('drain', () => this.socket.resume());
+    m.connections.inc();
+  }
+
+  private onData(d: Buffer): void {
+    this.chunks.push(d);
+    this.buffered += d.length;
+    m.bytesIn.inc(d.length);
+    while (!this.closed && this.buffered >= 4) {
+      const head = this.chunks[0].length >= 4 ? this.chunks[0] : this.flatten();
+      const size = head.readInt32BE(0);
+      if (size < 8 || size > this.o.maxRequestBytes) {
+        return this.abort('frame_size', `request frame of ${size} bytes is outside [8, ${this.o.maxRequestBytes}] (socket.request.max.bytes)`);
+      }
+      if (this.buffered < size + 4) return;
+      const all = this.chunks.length === 1 ? this.chunks[0] : this.flatten();
+      const frame = all.subarray(4, size + 4);
+      const rest = all.subarray(size + 4);
+      this.chunks = rest.length ? [rest] : [];
+      this.buffered = rest.length;
+      this.handle(frame);
+    }
+    if (this.o.overloaded?.()) this.throttleReads();
+  }
+
+  private flatten(): Buffer {
+    const b = Buffer.concat(this.chunks, this.buffered);
+    this.chunks = [b];
+    return b;
+  }
+
+  /** Producer backpressure: stop reading this socket until the broker has flushed. */
+  private throttleReads(): void {
+    this.socket.pause();
+    const check = () => {
+      if (this.closed) return;
+      if (this.o.overloaded?.()) setTimeout(check, 5);
+      else this.socket.resume();
+    };
+    setTimeout(check, 5);
+  }
+
+  private abort(reason: string, message: string, extra: object = {}): void {
+    m.errors.inc({ reason });
+    this.log.warn({ client: this.host, reason, ...extra }, message);
+    this.closed = true;
+    this.socket.destroy();
+  }
+
+  private handle(frame: Buffer): void {
+    const apiKey = frame.readInt16BE(0);
+    const apiVersion = frame.readInt16BE(2);
+    const correlationId = frame.readInt32BE(4);
+    const api = apis[apiKey as keyof typeof apis];
+    if (apiKey === ApiKey.ApiVersions && !isSupported(apiKey, apiVersion)) {
+      // KIP-511: answer a version we do not know in the v0 format, with our ranges, so the
+      // client can retry with one we do. Never close here (KAFKA-COMPAT.md item 4).
+      this.log.info({ client: this.host, apiVersion }, 'ApiVersions version not supported: answered with v0');
+      const w = new Writer().int32(correlationId);
+      encodeApiVersionsResponse(w, 0, { errorCode: ErrorCode.UNSUPPORTED_VERSION, apiKeys: supportedApiKeys() });
+      return this.enqueue(Promise.resolve(w.toChunks()));
+    }
+    if (!api || !SUPPORTED.has(apiKey)) {
+      return this.abort('unknown_api', 'unknown or unsupported API key: closing connection', { apiKey, apiVersion });
+    }
+    if (!isSupported(apiKey, apiVersion)) {
+      return this.abort('unsupported_version', `${api.name} v${apiVersion} is not supported: closing connection`, { apiKey, apiVersion });
+    }
+    let request: unknown;
+    let header;
+    const r = new Reader(frame);
+    try {
+      header = decodeRequestHeader(r, api.request.isFlexible(apiVersion) ? 2 : 1);
+      request = api.decodeRequest(r, apiVersion);
+    } catch (err) {
+      const reason = err instanceof ProtocolError ? 'malformed' : 'decode_failed';
+      return this.abort(reason, `malformed ${api.name} v${apiVersion} request: closing connection`, { err: (err as Error).message });
+    }
+    const ctx: RequestContext = {
+      apiKey,
+      apiVersion,
+      correlationId,
+      clientId: header.clientId ?? '',
+      clientHost: this.host,
+      size: frame.length + 4,
+    };
+    const name = API_NAMES.get(apiKey) ?? String(apiKey);
+    m.requests.inc({ api: name });
+    const end = m.latency.startTimer({ api: name });
+    const response = this.o.dispatch(ctx, request).then((body) => {
+      end();
+      if (body === undefined) return undefined;
+      // ApiVersions always uses response header v0 (KIP-511); other flexible responses v1.
+      const flexibleHeader = apiKey !== ApiKey.ApiVersions && api.response.isFlexible(apiVersion);
+      const w = new Writer(512).int32(correlationId);
+      if (flexibleHeader) w.taggedFields();
+      (api.encodeResponse as (w: Writer, v: number, m: unknown) => Writer)(w, apiVersion, body);
+      return w.toChunks();
+    });
+    this.enqueue(response, name);
+  }
+
+  private enqueue(response: Promise<Buffer[] | undefined>, api = 'ApiVersions'): void {
+    const slot: Slot = { done: false };
+    this.queue.push(slot);
+    response.then(
+      (chunks) => {
+        slot.chunks = chunks;
+        slot.done = true;
+        this.flushQueue();
+      },
+      (err) => {
+        this.abort('handler_failed', `${api} handler failed: closing connection`, { err });
+      },
+    );
+  }
+
+  private flushQueue(): void {
+    while (this.queue.length > 0 && this.queue[0].done) {
+      const slot = this.queue.shift()!;
+      if (!slot.chunks || this.closed) continue;
+      let size = 0;
+      for (const c of slot.chunks) size += c.length;
+      const head = Buffer.allocUnsafe(4);
+      head.writeInt32BE(size, 0);
+      this.socket.cork();
+      this.socket.write(head);
+      let ok = true;
+      for (const c of slot.chunks) ok = this.socket.write(c);
+      this.socket.uncork();
+      m.bytesOut.inc(size + 4);
+      // A client that does not read its responses stops being read from.
+      if (!ok) this.socket.pause();
+    }
+  }
+}
+
+export function supportedApiKeys(): { apiKey: number; minVersion: number; maxVersion: number }[] {
+  return [...SUPPORTED].map(([apiKey, [minVersion, maxVersion]]) => ({ apiKey, minVersion, maxVersion }));
+}
+
+export class KafkaServer {
+  private server?: net.Server;
+  private sockets = new Set<net.Socket>();
+
+  constructor(private readonly o: ServerOptions) {}
+
+  async listen(): Promise<number> {
+    const log = this.o.log.child({ component: 'kafka-server' });
+    this.server = net.createServer((socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      new Connection(socket, this.o, log);
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.o.port, this.o.host, () => resolve());
+    });
+    const addr = this.server.address() as net.AddressInfo;
+    log.info({ host: this.o.host, port: addr.port }, 'listening for Kafka clients');
+    return addr.port;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
