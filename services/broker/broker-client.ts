@@ -63,6 +63,8 @@ export interface BrokerClient {
   /** Leader epoch per partition, for Metadata; -1 when the partition is not online. */
   leaderEpoch(topicId: string, partition: number): number;
   partitions(): PartitionStatus[];
+  /** Resolves true once partitions [0, count) of the topic are online, false after timeoutMs. */
+  whenOnline(topicId: string, count: number, timeoutMs: number): Promise<boolean>;
   /** Bytes appended but not yet durable: the proxy stops reading producers above a bound. */
   unflushedBytes(): number;
 }

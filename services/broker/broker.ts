@@ -160,6 +160,27 @@ export class Broker implements BrokerClient {
     m.partitions.dec({ state: from });
     m.partitions.inc({ state: to });
     m.transitions.inc({ from, to });
+    if (to === 'Online') for (const w of this.onlineWaiters) w();
+  }
+
+  private onlineWaiters = new Set<() => void>();
+
+  whenOnline(topicId: string, count: number, timeoutMs: number): Promise<boolean> {
+    const ready = () => {
+      for (let i = 0; i < count; i++) if (this.partition(topicId, i)?.state !== 'Online') return false;
+      return true;
+    };
+    if (ready()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.onlineWaiters.delete(check);
+        resolve(ok);
+      };
+      const check = () => ready() && done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.onlineWaiters.add(check);
+    });
   }
 
   /** Acquiring → Recovering → Online: take the write lock, then rebuild from checkpoint + WAL. */

@@ -1311,7 +1311,9 @@ export class GroupCoordinator {
       protocolName: group.protocolName,
       leader: group.leaderId,
       stateTimestamp: group.stateTimestamp,
-      rebalancePending: group.is('PreparingRebalance') || group.is('CompletingRebalance'),
+      // With the leader's assignment this is the completed generation; otherwise a record
+      // written mid-rebalance tells the next coordinator to rebalance at once.
+      rebalancePending: !assignment && (group.is('PreparingRebalance') || group.is('CompletingRebalance')),
       members: [...group.members.values()].map((m) => ({
         memberId: m.memberId,
         groupInstanceId: m.groupInstanceId,

@@ -45,6 +45,8 @@ export interface S3ObjectStoreOptions {
   baseBackoffMs?: number;
   /** Retry delay cap. Default 10000. */
   maxBackoffMs?: number;
+  /** Keys per ListObjectsV2 page (S3 caps it at 1000). Default 1000. */
+  listPageSize?: number;
   /** Parts uploaded at once in a multipart upload. Default 4. */
   partConcurrency?: number;
   logger?: Logger;
@@ -85,6 +87,7 @@ export class S3ObjectStore implements ObjectStore {
   private readonly baseBackoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly partConcurrency: number;
+  private readonly listPageSize: number;
   private readonly logger: Logger | undefined;
   private readonly aborter = new AbortController();
   private closed = false;
@@ -99,6 +102,7 @@ export class S3ObjectStore implements ObjectStore {
     this.baseBackoffMs = options.baseBackoffMs ?? 100;
     this.maxBackoffMs = options.maxBackoffMs ?? 10_000;
     this.partConcurrency = Math.max(1, options.partConcurrency ?? 4);
+    this.listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
     this.logger = options.logger;
     // Every in-flight request listens on this one signal; hundreds at once are normal.
     setMaxListeners(Infinity, this.aborter.signal);
@@ -213,7 +217,12 @@ export class S3ObjectStore implements ObjectStore {
     do {
       const res = await this.withRetries('ListObjectsV2', prefix, () =>
         this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.keyPrefix + prefix, ContinuationToken }),
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.keyPrefix + prefix,
+            ContinuationToken,
+            MaxKeys: this.listPageSize,
+          }),
           this.sendOpts(),
         ),
       );

@@ -17,6 +17,7 @@ import type { IncrementalAlterConfigsRequest } from '../../protocol/messages/inc
 import type { IncrementalAlterConfigsResponse } from '../../protocol/messages/incremental-alter-configs-response.js';
 import { TopicExistsError, isValidTopicName } from '../../meta/topics.js';
 import { TOPIC_CONFIGS, validateTopicConfig } from '../../meta/topic-config.js';
+import { ONLINE_WAIT_MS } from './topics.js';
 
 const RESOURCE_TOPIC = 2;
 const RESOURCE_BROKER = 4;
@@ -71,6 +72,7 @@ export async function createTopics(ctx: ProxyContext, req: CreateTopicsRequest):
     }
     try {
       const t = await ctx.topics.create(rt.name, partitions, config);
+      await ctx.broker.whenOnline(t.id, partitions, Math.min(Math.max(req.timeoutMs, 0), ONLINE_WAIT_MS));
       ctx.log.info({ topic: t.name, partitions, topicId: t.id }, 'topic created');
       topics.push({ name: t.name, topicId: t.id, errorCode: ErrorCode.NONE, errorMessage: null, numPartitions: partitions, replicationFactor: 1, configs });
     } catch (err) {
@@ -110,7 +112,10 @@ export async function createPartitions(ctx: ProxyContext, req: CreatePartitionsR
       results.push({ name: rt.name, errorCode: ErrorCode.INVALID_PARTITIONS, errorMessage: `topic has ${t.partitions} partitions; the new count must be larger and at most ${MAX_PARTITIONS}` });
       continue;
     }
-    if (!req.validateOnly) await ctx.topics.update({ ...t, partitions: rt.count });
+    if (!req.validateOnly) {
+      await ctx.topics.update({ ...t, partitions: rt.count });
+      await ctx.broker.whenOnline(t.id, rt.count, Math.min(Math.max(req.timeoutMs, 0), ONLINE_WAIT_MS));
+    }
     results.push({ name: rt.name, errorCode: ErrorCode.NONE, errorMessage: null });
   }
   return { throttleTimeMs: 0, results };
