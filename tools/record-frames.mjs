@@ -116,7 +116,6 @@ class Framer {
   }
 }
 
-
 function main() {
   const opts = parseArgs(process.argv.slice(2));
   const [listenHost, listenPort] = hostPort(String(opts.listen), '127.0.0.1');
