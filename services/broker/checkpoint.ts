@@ -3,11 +3,13 @@
 // the WAL records committed after it.
 import type { ProducerBatch } from '../storage/wal-object.js';
 import type { StoredExtent } from './partition.js';
+import type { SegmentRef } from '../storage/segment.js';
 
 export interface Checkpoint {
   logStartOffset: number;
   highWatermark: number;
   leaderEpoch: number;
+  segments: SegmentRef[];
   extents: StoredExtent[];
   producers: ProducerBatch[];
 }
@@ -19,6 +21,8 @@ interface Stored {
   leaderEpoch: number;
   /** Object keys, referenced by index from the extent tuples. */
   objects: string[];
+  /** [key, baseOffset, lastOffset, maxTimestamp, dataLength, indexLength] */
+  segments?: (string | number)[][];
   /** [object, position, length, baseOffset, lastOffset, maxTimestamp, crc] */
   extents: number[][];
   /** [producerId, epoch, baseSequence, lastSequence, baseOffset, lastOffset] */
@@ -42,6 +46,7 @@ export function encodeCheckpoint(c: Checkpoint): Buffer {
     highWatermark: c.highWatermark,
     leaderEpoch: c.leaderEpoch,
     objects,
+    segments: c.segments.map((g) => [g.key, g.baseOffset, g.lastOffset, g.maxTimestamp, g.dataLength, g.indexLength]),
     extents,
     producers: c.producers.map((p) => [String(p.producerId), p.producerEpoch, p.baseSequence, p.lastSequence, p.baseOffset, p.lastOffset]),
   };
@@ -54,6 +59,14 @@ export function decodeCheckpoint(b: Buffer): Checkpoint {
     logStartOffset: s.logStartOffset,
     highWatermark: s.highWatermark,
     leaderEpoch: s.leaderEpoch,
+    segments: (s.segments ?? []).map(([key, baseOffset, lastOffset, maxTimestamp, dataLength, indexLength]) => ({
+      key: key as string,
+      baseOffset: baseOffset as number,
+      lastOffset: lastOffset as number,
+      maxTimestamp: maxTimestamp as number,
+      dataLength: dataLength as number,
+      indexLength: indexLength as number,
+    })),
     extents: s.extents.map(([o, position, length, baseOffset, lastOffset, maxTimestamp, crc]) => ({
       key: s.objects[o],
       position,

@@ -235,7 +235,7 @@ export class GroupCoordinator {
 
   constructor(opts: GroupCoordinatorOptions) {
     this.meta = opts.meta;
-    this.log = typeof opts.log.child === 'function' ? opts.log.child({ component: 'group-coordinator' }) : opts.log;
+    this.log = opts.log;
     this.now = opts.now ?? Date.now;
     this.initialRebalanceDelayMs = opts.initialRebalanceDelayMs ?? 3000;
     this.minSessionTimeoutMs = opts.minSessionTimeoutMs ?? 6000;
@@ -291,13 +291,15 @@ export class GroupCoordinator {
 
     const rebalance: ClassicGroup[] = [];
     for (const groupId of new Set([...states.keys(), ...offsets.keys()])) {
-      const group = new ClassicGroup(groupId, this.now());
+      let group = new ClassicGroup(groupId, this.now());
       const stored = states.get(groupId);
       if (stored) {
         try {
           if (this.restoreGroup(group, stored)) rebalance.push(group);
         } catch (err) {
           this.log.warn({ err, groupId }, 'group metadata unreadable; loading the group empty');
+          this.unloadGroup(group);
+          group = new ClassicGroup(groupId, this.now());
         }
         group.persisted = true;
       }
@@ -353,8 +355,9 @@ export class GroupCoordinator {
         sm.groupInstanceId ?? null,
         sm.clientId ?? '',
         sm.clientHost ?? '',
-        sm.rebalanceTimeoutMs,
-        sm.sessionTimeoutMs,
+        // Kafka's client defaults stand in for values a foreign writer left out.
+        positiveOr(sm.rebalanceTimeoutMs, 300_000),
+        positiveOr(sm.sessionTimeoutMs, 45_000),
         group.protocolType ?? '',
         protocols,
       );
@@ -1083,8 +1086,10 @@ export class GroupCoordinator {
       for (const p of t.partitions ?? []) {
         const entry = { partitionIndex: p.partitionIndex, errorCode: ErrorCode.NONE as number };
         partitions.push(entry);
-        const metadata = p.committedMetadata ?? '';
-        if (typeof t.name !== 'string' || !Number.isInteger(p.partitionIndex) || typeof p.committedOffset !== 'bigint') {
+        // Kafka stores a null metadata as ''.
+        const metadata = typeof p.committedMetadata === 'string' ? p.committedMetadata : '';
+        const offset = toOffset(p.committedOffset);
+        if (typeof t.name !== 'string' || !Number.isInteger(p.partitionIndex) || offset === undefined) {
           entry.errorCode = ErrorCode.INVALID_REQUEST;
         } else if (metadata.length > this.maxOffsetMetadataLength) {
           entry.errorCode = ErrorCode.OFFSET_METADATA_TOO_LARGE;
@@ -1094,7 +1099,7 @@ export class GroupCoordinator {
             topic: t.name,
             partition: p.partitionIndex,
             value: {
-              offset: p.committedOffset,
+              offset,
               leaderEpoch: Number.isInteger(p.committedLeaderEpoch) ? p.committedLeaderEpoch : -1,
               metadata,
               commitTimestamp: now,
@@ -1423,6 +1428,17 @@ interface Join {
   version: number;
   clientId: string;
   clientHost: string;
+}
+
+function positiveOr(v: unknown, fallback: number): number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : fallback;
+}
+
+/** int64 offsets arrive as bigint; a safe-integer number is taken too. */
+function toOffset(v: unknown): bigint | undefined {
+  if (typeof v === 'bigint') return v;
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return BigInt(v);
+  return undefined;
 }
 
 function clearTimer(t: Timer | null): void {

@@ -24,5 +24,7 @@ export const brokerMetrics = {
   checkpoints: new Counter({ name: 'skiff_broker_checkpoints_total', help: 'Partition checkpoints written' }),
   cacheBytes: new Gauge({ name: 'skiff_broker_cache_bytes', help: 'Committed batches held in the tail cache' }),
   storageReads: new Counter({ name: 'skiff_broker_storage_reads_total', help: 'Range reads from object storage', labelNames: ['result'] }),
+  segmentsRolled: new Counter({ name: 'skiff_broker_segments_rolled_total', help: 'Segment objects written from WAL extents' }),
+  gcDeleted: new Counter({ name: 'skiff_broker_gc_deleted_objects_total', help: 'Unreferenced objects deleted by garbage collection' }),
   corruptReads: new Counter({ name: 'skiff_broker_corrupt_reads_total', help: 'Reads whose checksum did not match; never served' }),
 };

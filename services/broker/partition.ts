@@ -3,7 +3,8 @@
 // committed batches, the extent map of everything in object storage, and producer state.
 import type { Logger } from 'pino';
 import { assignOffset, batchesOf, type BatchInfo } from '../protocol/record-batch.js';
-import type { Extent, ProducerBatch } from '../storage/wal-object.js';
+import type { ProducerBatch } from '../storage/wal-object.js';
+import type { SegmentRef } from '../storage/segment.js';
 import { ProducerStates } from './producer-state.js';
 
 export type PartitionState = 'Offline' | 'Acquiring' | 'Recovering' | 'Online' | 'Draining' | 'Fenced';
@@ -56,12 +57,26 @@ export class Partition {
   pendingBytes = 0;
   /** Committed entries still in memory, oldest first; trimmed by the broker's cache budget. */
   cache: Entry[] = [];
+  /** Rolled segments, oldest first; everything after the last one is in `extents`. */
+  segments: SegmentRef[] = [];
+  /** Committed ranges still in WAL objects, oldest first. */
   extents: StoredExtent[] = [];
+  /** Bytes in `extents`, and when the oldest of them was committed (for segment.ms). */
+  walBytes = 0;
+  walSince = 0;
   readonly producers = new ProducerStates();
   /** Committed since the last checkpoint. */
   dirty = false;
 
   private waiters: CommitWaiter[] = [];
+  private chain: Promise<unknown> = Promise.resolve();
+
+  /** Runs maintenance (roll, retention, DeleteRecords) one at a time per partition. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
 
   constructor(
     readonly topicId: string,
@@ -128,11 +143,38 @@ export class Partition {
 
   /** Called by the flusher, in commit order, once the entries' WAL object is committed. */
   committed(entries: Entry[], extent: StoredExtent): void {
-    this.extents.push(extent);
+    this.addExtent(extent, Date.now());
     for (const e of entries) this.cache.push(e);
     this.highWatermark = extent.lastOffset + 1;
     this.dirty = true;
     this.wakeWaiters();
+  }
+
+  addExtent(extent: StoredExtent, now: number): void {
+    if (this.extents.length === 0) this.walSince = now;
+    this.extents.push(extent);
+    this.walBytes += extent.length;
+  }
+
+  /** Replaces the oldest `count` WAL extents by a segment that holds the same offsets. */
+  rolled(segment: SegmentRef, count: number, now: number): void {
+    this.segments.push(segment);
+    for (const e of this.extents.splice(0, count)) this.walBytes -= e.length;
+    this.walSince = now;
+    this.dirty = true;
+  }
+
+  /** Index of the segment holding `offset`, else of the first one after it, else -1. */
+  findSegment(offset: number): number {
+    const s = this.segments;
+    let lo = 0;
+    let hi = s.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (s[mid].lastOffset < offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < s.length ? lo : -1;
   }
 
   /** Resolves once every offset up to and including `offset` is committed. */

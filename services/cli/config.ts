@@ -39,6 +39,10 @@ export const SETTINGS: Setting[] = [
   { key: 'block-cache-bytes', kind: 'int', default: '67108864', doc: 'Memory for ranges read back from object storage (catch-up reads).', scope: DEV_BROKER },
   { key: 'max-message-bytes', kind: 'int', default: '104857600', doc: 'Broker-wide cap on one partition record set; topics cap lower with max.message.bytes.', scope: DEV_BROKER },
   { key: 'lease-ttl-seconds', kind: 'int', default: '5', doc: 'Lease of broker registrations and partition locks.', scope: DEV_BROKER },
+  { key: 'segment-block-bytes', kind: 'int', default: '1048576', doc: 'Verified read unit inside segment objects (sparse index granularity).', scope: DEV_BROKER },
+  { key: 'maintenance-ms', kind: 'int', default: '1000', doc: 'How often partitions are checked for segment rolling and retention.', scope: DEV_BROKER },
+  { key: 'gc-interval-ms', kind: 'int', default: '60000', doc: 'How often unreferenced objects (rolled WAL objects, orphans) are deleted; 0 disables.', scope: DEV_BROKER },
+  { key: 'gc-grace-ms', kind: 'int', default: '600000', doc: 'Unreferenced objects younger than this are kept (a write may be about to commit).', scope: DEV_BROKER },
   { key: 'group-initial-rebalance-delay-ms', kind: 'int', default: '3000', doc: 'Wait for more members before the first rebalance of a new group.', scope: DEV_BROKER },
   { key: 'log-level', kind: 'string', default: 'info', doc: 'pino log level: trace, debug, info, warn, error.', scope: ALL },
 ];

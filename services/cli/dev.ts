@@ -49,6 +49,10 @@ export async function runDev(c: Resolved, log: Logger): Promise<Running> {
       blockCacheBytes: Number(c.blockCacheBytes),
       maxMessageBytes: Number(c.maxMessageBytes),
       leaseTtlSeconds: Math.max(1, Number(c.leaseTtlSeconds)),
+      segmentBlockBytes: Math.max(4096, Number(c.segmentBlockBytes)),
+      maintenanceMs: Math.max(10, Number(c.maintenanceMs)),
+      gcIntervalMs: Number(c.gcIntervalMs),
+      gcGraceMs: Number(c.gcGraceMs),
     },
     { store, meta, bus, topics, log },
   );
