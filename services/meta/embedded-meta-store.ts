@@ -13,6 +13,11 @@ import type { Compare, KeyValue, Lease, MetaStore, Op, TxnResult, Watch, WatchEv
 export interface EmbeddedMetaStoreOptions {
   /** Rewrite the log into a snapshot once it grows past this many bytes. Default 64 MiB. */
   compactThresholdBytes?: number;
+  /**
+   * Most compares, or ops per branch, in one txn. Default 128, etcd's own default
+   * (--max-txn-ops), so code that works here does not fail against etcd.
+   */
+  maxTxnOps?: number;
 }
 
 export class MetaStoreClosedError extends Error {
@@ -116,6 +121,7 @@ export class EmbeddedMetaStore implements MetaStore {
     private readonly logPath: string,
     private readonly log: FileHandle,
     private readonly compactThreshold: number,
+    private readonly maxTxnOps: number,
   ) {}
 
   static async open(filePath: string, options: EmbeddedMetaStoreOptions = {}): Promise<EmbeddedMetaStore> {
@@ -123,7 +129,9 @@ export class EmbeddedMetaStore implements MetaStore {
     await mkdir(path.dirname(logPath), { recursive: true });
     await unlink(snapshotPath(logPath) + '.tmp').catch(() => undefined);
     const log = await open(logPath, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o644);
-    const store = new EmbeddedMetaStore(logPath, log, options.compactThresholdBytes ?? 64 * 1024 * 1024);
+    // A new log file exists after a power cut only once its directory entry is on disk.
+    if ((await log.stat()).size === 0) await syncDir(path.dirname(logPath));
+    const store = new EmbeddedMetaStore(logPath, log, options.compactThresholdBytes ?? 64 * 1024 * 1024, options.maxTxnOps ?? 128);
     try {
       await store.load();
     } catch (err) {
@@ -172,6 +180,9 @@ export class EmbeddedMetaStore implements MetaStore {
 
   async txn(compares: Compare[], success: Op[], failure: Op[] = []): Promise<TxnResult> {
     this.assertUsable();
+    if (Math.max(compares.length, success.length, failure.length) > this.maxTxnOps) {
+      throw new InvalidTxnError(`more than ${this.maxTxnOps} compares or ops in one branch`);
+    }
     validateOps(success);
     validateOps(failure);
     const succeeded = compares.every((c) => this.evaluate(c));
@@ -294,7 +305,6 @@ export class EmbeddedMetaStore implements MetaStore {
         this.kv.delete(ch.key);
         continue;
       }
-      // Entries are replaced, never mutated, so values handed out by get() stay as they were.
       this.kv.set(ch.key, {
         value: ch.value,
         createRevision: prev ? prev.createRevision : revision,

@@ -105,8 +105,10 @@ export class EtcdMetaStore implements MetaStore {
 
   async grantLease(ttlSeconds: number): Promise<Lease> {
     this.assertOpen();
+    const requestedAt = Date.now();
     const inner = this.client.lease(ttlSeconds, { autoKeepAlive: true });
-    const lease = new EtcdLease(inner, ttlSeconds, await inner.grant(), this.options.logger, () => this.leases.delete(lease));
+    const id = await inner.grant();
+    const lease = new EtcdLease(inner, ttlSeconds, id, requestedAt, this.options.logger, () => this.leases.delete(lease));
     this.leases.add(lease);
     return lease;
   }
@@ -219,19 +221,26 @@ class EtcdLease implements Lease {
   private readonly callbacks: (() => void)[] = [];
   private lost = false;
   private ended = false;
-  private lastFired = Date.now();
-  private aliveSince = Date.now();
+  /** Send times of keepalives not yet answered; a stream answers them in order. */
+  private inFlight: number[] = [];
   private readonly watchdog: NodeJS.Timeout;
 
   constructor(
     private readonly inner: Etcd3Lease,
     readonly ttlSeconds: number,
     readonly id: string,
+    /** etcd's TTL runs from when it saw the grant or keepalive, which is after we sent it. */
+    private aliveSince: number,
     private readonly logger: Logger | undefined,
     private readonly onEnd: () => void,
   ) {
-    inner.on('keepaliveFired', () => (this.lastFired = Date.now()));
-    inner.on('keepaliveSucceeded', () => (this.aliveSince = this.lastFired));
+    // A new keepalive stream means the unanswered ones on the old stream will never be answered.
+    inner.on('keepaliveEstablished', () => (this.inFlight = []));
+    inner.on('keepaliveFired', () => this.inFlight.push(Date.now()));
+    inner.on('keepaliveSucceeded', () => {
+      const sentAt = this.inFlight.shift();
+      if (sentAt !== undefined) this.aliveSince = Math.max(this.aliveSince, sentAt);
+    });
     inner.on('lost', (err) => this.declareLost(err));
     this.watchdog = setInterval(() => {
       if (Date.now() - this.aliveSince > ttlSeconds * 1000) this.declareLost(new Error('no keepalive acknowledged within the TTL'));

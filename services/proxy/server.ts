@@ -5,7 +5,7 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { ProtocolError, Reader, Writer } from '../protocol/primitives.js';
-import { apis, ApiKey } from '../protocol/messages/index.js';
+import { apis, ApiKey, requestHeaderVersion, responseHeaderVersion } from '../protocol/messages/index.js';
 import { decodeRequestHeader } from '../protocol/messages/request-header.js';
 import { encodeApiVersionsResponse } from '../protocol/messages/api-versions-response.js';
 import { ErrorCode } from '../protocol/errors.js';
@@ -134,7 +134,7 @@ class Connection {
     let header;
     const r = new Reader(frame);
     try {
-      header = decodeRequestHeader(r, api.request.isFlexible(apiVersion) ? 2 : 1);
+      header = decodeRequestHeader(r, requestHeaderVersion(apiKey, apiVersion));
       request = api.decodeRequest(r, apiVersion);
     } catch (err) {
       const reason = err instanceof ProtocolError ? 'malformed' : 'decode_failed';
@@ -155,9 +155,8 @@ class Connection {
       end();
       if (body === undefined) return undefined;
       // ApiVersions always uses response header v0 (KIP-511); other flexible responses v1.
-      const flexibleHeader = apiKey !== ApiKey.ApiVersions && api.response.isFlexible(apiVersion);
       const w = new Writer(512).int32(correlationId);
-      if (flexibleHeader) w.taggedFields();
+      if (responseHeaderVersion(apiKey, apiVersion) >= 1) w.taggedFields();
       (api.encodeResponse as (w: Writer, v: number, m: unknown) => Writer)(w, apiVersion, body);
       return w.toChunks();
     });

@@ -98,7 +98,7 @@ export async function startEtcd(): Promise<EtcdServer> {
     '--logger', 'zap',
     '--log-level', 'warn',
   ];
-  const proc = new ManagedProcess('etcd', bin, args, () => waitForEtcdHealth(clientUrl));
+  const proc = new ManagedProcess('etcd', bin, args, waitForEtcdHealth(clientUrl));
   await proc.start();
   return {
     endpoint: clientUrl,
@@ -110,7 +110,7 @@ export async function startEtcd(): Promise<EtcdServer> {
 export async function startNats(): Promise<NatsServer> {
   const bin = await findBinary('nats-server', 'nats-server');
   const [port] = await distinctFreePorts(1);
-  const proc = new ManagedProcess('nats-server', bin, ['-p', String(port), '-a', '127.0.0.1'], () => waitForNatsInfo(port));
+  const proc = new ManagedProcess('nats-server', bin, ['-p', String(port), '-a', '127.0.0.1'], waitForNatsInfo(port));
   await proc.start();
   return { url: `nats://127.0.0.1:${port}`, port, ...proc.controls(undefined) };
 }

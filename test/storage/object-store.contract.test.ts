@@ -1,0 +1,428 @@
+// The ObjectStore contract, run against FsObjectStore and S3ObjectStore (on s3rver), plus the
+// S3 adapter's retry behaviour through a fault-injecting proxy and a server restart.
+
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FsObjectStore, InvalidObjectKeyError } from '../../services/storage/fs-object-store.js';
+import { ObjectNotFoundError, type ObjectStore } from '../../services/storage/object-store.js';
+import { S3ObjectStore, S3RetriesExhaustedError, type S3ObjectStoreOptions } from '../../services/storage/s3-object-store.js';
+import { freePort, startS3, type S3Server } from '../support/servers.js';
+
+const MiB = 1024 * 1024;
+
+interface StoreHarness {
+  /** A store with nothing in it. largeThreshold: force multipart uploads above this size where the adapter has them. */
+  open(opts?: { multipartThresholdBytes?: number }): Promise<ObjectStore>;
+}
+
+function objectStoreContract(name: string, harness: () => StoreHarness): void {
+  describe(`ObjectStore contract: ${name}`, () => {
+    it('reads back exactly what a put wrote, for keys with and without slashes', async () => {
+      const store = await harness().open();
+      await store.put('plain', Buffer.from('hello'));
+      await store.put('wal/broker-1/00000000000000000042', Buffer.from('world'));
+      expect((await store.get('plain')).toString()).toBe('hello');
+      expect((await store.get('wal/broker-1/00000000000000000042')).toString()).toBe('world');
+      await store.close();
+    });
+
+    it('stores an empty object', async () => {
+      const store = await harness().open();
+      await store.put('empty', Buffer.alloc(0));
+      expect((await store.get('empty')).length).toBe(0);
+      expect((await store.head('empty'))?.size).toBe(0);
+      await store.close();
+    });
+
+    it('round-trips a 20 MB body byte for byte', async () => {
+      const store = await harness().open();
+      const body = randomBytes(20 * 1000 * 1000);
+      await store.put('big/20mb', body);
+      const got = await store.get('big/20mb');
+      expect(got.length).toBe(body.length);
+      expect(got.equals(body)).toBe(true);
+      await store.close();
+    });
+
+    it('round-trips a body large enough for a multipart upload', async () => {
+      const store = await harness().open({ multipartThresholdBytes: 5 * MiB });
+      const body = randomBytes(12 * MiB + 12345);
+      await store.put('big/multipart', body);
+      const got = await store.get('big/multipart');
+      expect(got.equals(body)).toBe(true);
+      expect(await store.get('big/multipart', { start: 5 * MiB - 10, end: 5 * MiB + 10 })).toEqual(
+        body.subarray(5 * MiB - 10, 5 * MiB + 10),
+      );
+      expect((await store.head('big/multipart'))?.size).toBe(body.length);
+      await store.close();
+    });
+
+    it('serves byte ranges with an exclusive end, clamped to the object', async () => {
+      const store = await harness().open();
+      const body = Buffer.from('0123456789abcdef');
+      await store.put('seg/ranges', body);
+      expect((await store.get('seg/ranges', { start: 0, end: 4 })).toString()).toBe('0123');
+      expect((await store.get('seg/ranges', { start: 10, end: 16 })).toString()).toBe('abcdef');
+      expect((await store.get('seg/ranges', { start: 14, end: 100 })).toString()).toBe('ef');
+      expect((await store.get('seg/ranges', { start: 5, end: 5 })).length).toBe(0);
+      expect((await store.get('seg/ranges', { start: 16, end: 20 })).length).toBe(0);
+      await store.close();
+    });
+
+    it('rejects reads of a missing key with ObjectNotFoundError and heads it as undefined', async () => {
+      const store = await harness().open();
+      await expect(store.get('nope')).rejects.toBeInstanceOf(ObjectNotFoundError);
+      await expect(store.get('no/such/key', { start: 0, end: 10 })).rejects.toBeInstanceOf(ObjectNotFoundError);
+      await expect(store.get('no/such/key')).rejects.toMatchObject({ key: 'no/such/key' });
+      expect(await store.head('nope')).toBeUndefined();
+      await store.close();
+    });
+
+    it('heads an object with its size and modification time', async () => {
+      const store = await harness().open();
+      const before = Date.now();
+      await store.put('h/one', Buffer.alloc(1234, 7));
+      const info = await store.head('h/one');
+      expect(info).toMatchObject({ key: 'h/one', size: 1234 });
+      // S3 timestamps have one-second resolution.
+      expect(info!.lastModified.getTime()).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 - 1000);
+      await store.close();
+    });
+
+    it('lists keys under a prefix in key order, with sizes', async () => {
+      const store = await harness().open();
+      const keys = ['wal/b/2', 'wal/a/10', 'seg/x/1', 'wal/a/9', 'wal/a/1', 'walrus', 'wal/a/1-x/extra', 'wal/a-b'];
+      // Written in parallel, so order of creation says nothing about order of listing.
+      await Promise.all(keys.map((k, i) => store.put(k, Buffer.alloc(i + 1))));
+      const list = async (p: string): Promise<string[]> => (await store.list(p)).map((o) => o.key);
+      // Byte order across directory boundaries: '-' sorts before '/' and before digits.
+      expect(await list('wal/a/')).toEqual(['wal/a/1', 'wal/a/1-x/extra', 'wal/a/10', 'wal/a/9']);
+      expect(await list('wal/a/1')).toEqual(['wal/a/1', 'wal/a/1-x/extra', 'wal/a/10']);
+      expect(await list('wal')).toEqual(['wal/a-b', 'wal/a/1', 'wal/a/1-x/extra', 'wal/a/10', 'wal/a/9', 'wal/b/2', 'walrus']);
+      expect(await list('')).toEqual([...keys].sort());
+      expect(await list('nothing/')).toEqual([]);
+      const infos = await store.list('wal/b/');
+      expect(infos).toMatchObject([{ key: 'wal/b/2', size: 1 }]);
+      expect(infos[0].lastModified).toBeInstanceOf(Date);
+      await store.close();
+    });
+
+    it('treats deleting an absent object as success, and a deleted object as gone', async () => {
+      const store = await harness().open();
+      await store.delete('never/existed');
+      await store.put('d/1', Buffer.from('x'));
+      await store.put('d/2', Buffer.from('y'));
+      await store.delete('d/1');
+      await store.delete('d/1');
+      await expect(store.get('d/1')).rejects.toBeInstanceOf(ObjectNotFoundError);
+      expect(await store.head('d/1')).toBeUndefined();
+      expect((await store.list('d/')).map((o) => o.key)).toEqual(['d/2']);
+      // A key can be written again after its delete.
+      await store.put('d/1', Buffer.from('z'));
+      expect((await store.get('d/1')).toString()).toBe('z');
+      await store.close();
+    });
+  });
+}
+
+// --- FsObjectStore ----------------------------------------------------------------------------
+
+const tempDirs: string[] = [];
+afterAll(async () => {
+  await Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'skiff-fs-store-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+objectStoreContract('FsObjectStore', () => ({
+  open: async () => new FsObjectStore(path.join(await tempDir(), 'objects')),
+}));
+
+describe('FsObjectStore', () => {
+  it('leaves no temp files behind after puts and prunes directories its deletes emptied', async () => {
+    const root = await tempDir();
+    const store = new FsObjectStore(root);
+    await Promise.all([...Array(20).keys()].map((i) => store.put(`t/p${i % 4}/${i}`, Buffer.alloc(10, i))));
+    const files = await readdir(root, { recursive: true });
+    expect(files.filter((f) => f.includes('.skiff-tmp-'))).toEqual([]);
+    for (let i = 0; i < 20; i++) await store.delete(`t/p${i % 4}/${i}`);
+    expect(await readdir(root)).toEqual([]);
+  });
+
+  it('refuses keys that would escape its directory', async () => {
+    const store = new FsObjectStore(await tempDir());
+    for (const key of ['../x', 'a/../../x', '/abs', 'a//b', '', 'a/.skiff-tmp-1']) {
+      await expect(store.put(key, Buffer.from('x')), key).rejects.toBeInstanceOf(InvalidObjectKeyError);
+    }
+  });
+
+  it('treats a key whose parent is an object, or which names a directory, as missing', async () => {
+    const store = new FsObjectStore(await tempDir());
+    await store.put('a', Buffer.from('x'));
+    await store.put('d/e', Buffer.from('y'));
+    await expect(store.get('a/b')).rejects.toBeInstanceOf(ObjectNotFoundError);
+    await expect(store.get('d')).rejects.toBeInstanceOf(ObjectNotFoundError);
+    expect(await store.head('d')).toBeUndefined();
+  });
+});
+
+// --- S3ObjectStore on s3rver ------------------------------------------------------------------
+
+const BUCKET = 'skiff-test';
+
+describe('with s3rver', () => {
+  let s3: S3Server;
+  let n = 0;
+  const opts = (over: Partial<S3ObjectStoreOptions> = {}): S3ObjectStoreOptions => ({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    bucket: BUCKET,
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    forcePathStyle: true,
+    // Every test gets its own key space in the one bucket.
+    prefix: `t${++n}/`,
+    baseBackoffMs: 10,
+    maxBackoffMs: 100,
+    ...over,
+  });
+
+  beforeAll(async () => {
+    s3 = await startS3();
+    await new S3ObjectStore(opts()).ensureBucket();
+  });
+  afterAll(async () => {
+    await s3?.stop();
+  });
+
+  objectStoreContract('S3ObjectStore', () => ({
+    open: async (o) => new S3ObjectStore(opts({ multipartThresholdBytes: o?.multipartThresholdBytes, partSizeBytes: 5 * MiB })),
+  }));
+
+  describe('S3ObjectStore', () => {
+    it('creates its bucket when absent and accepts one that exists', async () => {
+      const store = new S3ObjectStore(opts({ bucket: 'fresh-bucket' }));
+      await store.ensureBucket();
+      await store.ensureBucket();
+      await store.put('k', Buffer.from('v'));
+      expect((await store.get('k')).toString()).toBe('v');
+      await store.close();
+    });
+
+    it('keeps keys under its prefix and strips it when listing', async () => {
+      const a = new S3ObjectStore(opts({ prefix: 'cluster-a/' }));
+      const b = new S3ObjectStore(opts({ prefix: 'cluster-b/' }));
+      await a.put('topics/x', Buffer.from('a'));
+      await b.put('topics/x', Buffer.from('b'));
+      expect((await a.list('topics/')).map((o) => o.key)).toEqual(['topics/x']);
+      expect((await b.get('topics/x')).toString()).toBe('b');
+      await Promise.all([a.close(), b.close()]);
+    });
+
+    it('lists every key when the listing spans several pages', async () => {
+      // In-process s3rver cannot make continuation tokens on OpenSSL 3 (see startS3).
+      const own = await startS3({ childProcess: true });
+      try {
+        const counter = await startFaultProxy(own.port);
+        const store = new S3ObjectStore(opts({ endpoint: counter.endpoint, bucket: 'paged', listPageSize: 10 }));
+        await store.ensureBucket();
+        const keys = [...Array(25).keys()].map((i) => `many/${String(i).padStart(5, '0')}`);
+        await Promise.all(keys.map((k) => store.put(k, Buffer.from('x'))));
+        await store.put('other/1', Buffer.from('x'));
+        const before = counter.requests;
+        expect((await store.list('many/')).map((o) => o.key)).toEqual(keys);
+        expect(counter.requests - before).toBe(3);
+        await store.close();
+        await counter.close();
+      } finally {
+        await own.stop();
+      }
+    });
+
+    describe('through a fault-injecting proxy', () => {
+      let proxy: FaultProxy;
+      beforeAll(async () => {
+        proxy = await startFaultProxy(s3.port);
+      });
+      afterAll(async () => {
+        await proxy?.close();
+      });
+
+      it('resolves a put that met 503 SlowDown responses only once the object is stored', async () => {
+        const o = opts();
+        const store = new S3ObjectStore({ ...o, endpoint: proxy.endpoint });
+        const direct = new S3ObjectStore(o);
+        const body = randomBytes(256 * 1024);
+        proxy.failNext(3, 'slowdown');
+        const before = proxy.requests;
+        await store.put('retried', body);
+        expect(proxy.requests - before).toBe(4);
+        expect((await direct.get('retried')).equals(body)).toBe(true);
+        await Promise.all([store.close(), direct.close()]);
+      });
+
+      it('retries a put whose connection dies mid-body', async () => {
+        const store = new S3ObjectStore(opts({ endpoint: proxy.endpoint }));
+        const body = randomBytes(2 * MiB);
+        proxy.failNext(2, 'reset');
+        await store.put('reset', body);
+        expect((await store.get('reset')).equals(body)).toBe(true);
+        await store.close();
+      });
+
+      it('retries failing parts of a multipart upload', async () => {
+        const store = new S3ObjectStore(opts({ endpoint: proxy.endpoint, multipartThresholdBytes: 5 * MiB, partSizeBytes: 5 * MiB }));
+        const body = randomBytes(11 * MiB);
+        proxy.failNext(4, 'internal');
+        await store.put('mp-retried', body);
+        expect((await store.get('mp-retried')).equals(body)).toBe(true);
+        await store.close();
+      });
+
+      it('retries reads too, and maps a missing key to ObjectNotFoundError without retrying', async () => {
+        const store = new S3ObjectStore(opts({ endpoint: proxy.endpoint }));
+        await store.put('r', Buffer.from('read me'));
+        proxy.failNext(2, 'slowdown');
+        expect((await store.get('r', { start: 5, end: 7 })).toString()).toBe('me');
+        const before = proxy.requests;
+        await expect(store.get('missing')).rejects.toBeInstanceOf(ObjectNotFoundError);
+        expect(proxy.requests - before).toBe(1);
+        await store.close();
+      });
+
+      it('rejects, never resolves, a put against a server that keeps failing', async () => {
+        const store = new S3ObjectStore(opts({ endpoint: proxy.endpoint, maxAttempts: 4 }));
+        proxy.failNext(Infinity, 'slowdown');
+        try {
+          const before = proxy.requests;
+          await expect(store.put('doomed', Buffer.from('x'))).rejects.toBeInstanceOf(S3RetriesExhaustedError);
+          expect(proxy.requests - before).toBe(4);
+        } finally {
+          proxy.failNext(0, 'slowdown');
+        }
+        expect(await store.head('doomed')).toBeUndefined();
+        await store.close();
+      });
+
+      it('survives s3rver stopping mid-put and coming back on the same port', async () => {
+        const own = await startS3();
+        const ownProxy = await startFaultProxy(own.port);
+        try {
+          const base = opts({ endpoint: own.endpoint, bucket: 'restart' });
+          await new S3ObjectStore(base).ensureBucket();
+          const store = new S3ObjectStore({ ...base, endpoint: ownProxy.endpoint, maxAttempts: 10 });
+          const body = randomBytes(3 * MiB);
+          // The first request to arrive takes the server down; it is restarted after two more
+          // attempts have failed against the dead port.
+          ownProxy.beforeForward(async (count) => {
+            if (count === 1) await own.kill();
+            if (count === 3) await own.restart();
+          });
+          await store.put('survivor', body);
+          expect(ownProxy.requests).toBeGreaterThanOrEqual(3);
+          const direct = new S3ObjectStore(base);
+          expect((await direct.get('survivor')).equals(body)).toBe(true);
+          await Promise.all([store.close(), direct.close()]);
+        } finally {
+          await ownProxy.close();
+          await own.stop();
+        }
+      });
+    });
+
+    it('rejects a put when nothing listens at the endpoint', async () => {
+      const port = await freePort();
+      const store = new S3ObjectStore(opts({ endpoint: `http://127.0.0.1:${port}`, maxAttempts: 3 }));
+      await expect(store.put('k', Buffer.from('v'))).rejects.toBeInstanceOf(S3RetriesExhaustedError);
+      await store.close();
+    });
+
+    it('rejects work after close instead of retrying', async () => {
+      const store = new S3ObjectStore(opts());
+      await store.close();
+      await expect(store.put('k', Buffer.from('v'))).rejects.toThrow(/closed/);
+    });
+  });
+});
+
+// --- a tiny fault-injecting HTTP proxy --------------------------------------------------------
+
+type Fault = 'slowdown' | 'internal' | 'reset';
+
+interface FaultProxy {
+  endpoint: string;
+  /** Requests seen so far, failed or forwarded. */
+  readonly requests: number;
+  /** Fails the next n requests with the given fault. */
+  failNext(n: number, fault: Fault): void;
+  /** Runs before each forwarded request, with the 1-based request count. */
+  beforeForward(hook: (count: number) => Promise<void>): void;
+  close(): Promise<void>;
+}
+
+async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
+  let requests = 0;
+  let failures = 0;
+  let fault: Fault = 'slowdown';
+  let hook: ((count: number) => Promise<void>) | undefined;
+
+  const errorXml = (code: string, status: number): [number, string] => [
+    status,
+    `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>injected</Message></Error>`,
+  ];
+
+  const server = http.createServer((req, res) => {
+    const count = ++requests;
+    if (failures > 0) {
+      failures--;
+      if (fault === 'reset') {
+        // Let some of the body arrive, then drop the connection mid-request.
+        req.once('data', () => req.socket.destroy());
+        req.once('end', () => req.socket.destroy());
+        return;
+      }
+      const [status, body] = fault === 'slowdown' ? errorXml('SlowDown', 503) : errorXml('InternalError', 500);
+      req.resume();
+      req.once('end', () => res.writeHead(status, { 'content-type': 'application/xml' }).end(body));
+      return;
+    }
+    void (async () => {
+      await hook?.(count);
+      const up = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+      });
+      // Upstream down: the client sees its connection drop, as it would with the real server gone.
+      up.once('error', () => req.socket.destroy());
+      req.pipe(up);
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    get requests() {
+      return requests;
+    },
+    failNext(n, f) {
+      failures = n;
+      fault = f;
+    },
+    beforeForward(h) {
+      hook = h;
+    },
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
