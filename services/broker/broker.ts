@@ -520,10 +520,14 @@ export class Broker implements BrokerClient {
       const data = await this.readUnit(u);
       for (const b of batchesOf(data)) {
         if (b.maxTimestamp < target || b.baseOffset + b.lastOffsetDelta < p.logStartOffset) continue;
-        for (const r of recordTimestamps(data, b)) {
-          if (r.timestamp >= target && r.offset >= p.logStartOffset) return result(r.offset, r.timestamp);
+        try {
+          for (const r of recordTimestamps(data, b)) {
+            if (r.timestamp >= target && r.offset >= p.logStartOffset) return result(r.offset, r.timestamp);
+          }
+        } catch (err) {
+          this.log.warn({ err, topic: p.topic, partition: p.index, offset: b.baseOffset }, 'records of a stored batch are unreadable');
         }
-        // Compressed batch: its records are not decoded on the broker; answer with its start.
+        // A batch whose codec the broker cannot read (zstd): answer with its start.
         return result(Math.max(b.baseOffset, p.logStartOffset), b.maxTimestamp);
       }
     }

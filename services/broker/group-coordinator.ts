@@ -208,6 +208,9 @@ export interface StoredGroup {
 }
 
 /** Kafka's GroupCoordinator.NewMemberJoinTimeoutMs: a new member's JoinGroup is held at most this long. */
+/** Operations per MetaStore transaction (etcd's default --max-txn-ops). */
+const TXN_MAX_OPS = 128;
+
 export const NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000;
 
 /** setTimeout's largest delay; larger ones would fire after 1 ms. */
@@ -1127,7 +1130,8 @@ export class GroupCoordinator {
     let code: number = ErrorCode.NONE;
     try {
       await this.enqueueWrite(group.groupId, async () => {
-        await this.meta.txn([], ops);
+        // etcd caps a transaction at 128 operations by default: large commits go in chunks.
+        for (let i = 0; i < ops.length; i += TXN_MAX_OPS) await this.meta.txn([], ops.slice(i, i + TXN_MAX_OPS));
       });
       // A group deleted meanwhile is gone; its deletion runs after this write.
       if (!group.is('Dead')) for (const w of writes.values()) group.setOffset(w.topic, w.partition, w.value);

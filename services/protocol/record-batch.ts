@@ -2,6 +2,7 @@
 // CRC-32C) and the in-place rewrites a broker may do. Records inside a batch are never
 // decoded here: the CRC covers them and the broker only forwards them.
 import { crc32c } from '@node-rs/crc32';
+import { decompressRecords } from './compression.js';
 
 export const BATCH_HEADER_SIZE = 61;
 /** Bytes before the batchLength field's coverage starts (baseOffset + batchLength). */
@@ -126,20 +127,19 @@ export function assignOffset(buf: Buffer, at: number, baseOffset: number, leader
 }
 
 /**
- * Offset and timestamp of each record of an uncompressed batch, in order. Compressed
- * batches yield nothing: their records are only readable after decompression.
+ * Offset and timestamp of each record of a batch, in order, decompressing if needed.
+ * Batches in a codec that cannot be read here (zstd) yield nothing.
  */
 export function* recordTimestamps(buf: Buffer, b: BatchInfo): Generator<{ offset: number; timestamp: number }> {
-  if ((b.attributes & Attr.compressionMask) !== 0) return;
-  let at = b.position + BATCH_HEADER_SIZE;
-  const end = b.position + b.size;
-  for (let i = 0; i < b.recordsCount && at < end; i++) {
-    const len = readVarint(buf, at);
+  const raw = buf.subarray(b.position + BATCH_HEADER_SIZE, b.position + b.size);
+  const records = decompressRecords(b.attributes & Attr.compressionMask, raw);
+  if (!records) return;
+  let at = 0;
+  for (let i = 0; i < b.recordsCount && at < records.length; i++) {
+    const len = readVarint(records, at);
     const bodyAt = len.next;
-    let p = bodyAt + 1; // attributes
-    const tsDelta = readVarint(buf, p);
-    p = tsDelta.next;
-    const offDelta = readVarint(buf, p);
+    const tsDelta = readVarint(records, bodyAt + 1); // after the attributes byte
+    const offDelta = readVarint(records, tsDelta.next);
     yield { offset: b.baseOffset + offDelta.value, timestamp: b.baseTimestamp + tsDelta.value };
     at = bodyAt + len.value;
   }
