@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,12 +89,14 @@ describe('broker write path', () => {
     const dir = await tempDir();
     const t = await open(dir, { flushMs: 60_000 });
     cleanups.push(() => t.broker.close());
-    const rec = await topic(t, 'wide', 200);
+    const rec = await topic(t, 'wide', 1000);
+    const puts = vi.spyOn(t.store, 'put');
     const acks = [];
-    for (let p = 0; p < 200; p++) acks.push(t.broker.produce(rec.id, p, buildBatch([{ value: `m${p}` }]), -1, 10_000));
+    for (let p = 0; p < 1000; p++) acks.push(t.broker.produce(rec.id, p, buildBatch([{ value: `m${p}` }]), -1, 10_000));
     (t.broker as unknown as { flusher: { flush(): void } }).flusher.flush();
     const results = await Promise.all(acks);
     expect(results.every((r) => r.errorCode === ErrorCode.NONE)).toBe(true);
+    expect(puts).toHaveBeenCalledTimes(1);
     expect(await t.store.list('wal/')).toHaveLength(1);
   });
 
