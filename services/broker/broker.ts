@@ -672,9 +672,11 @@ export class Broker implements BrokerClient {
         const cfg = this.deps.topics.getById(p.topicId)?.config ?? {};
         const segBytes = Number(topicConfigValue(cfg, 'segment.bytes'));
         const segMs = Number(topicConfigValue(cfg, 'segment.ms'));
-        const due = p.extents.length > 0 && (p.walBytes >= segBytes || now - p.walSince >= segMs || p.extents.length >= MAX_WAL_EXTENTS);
+        // By size only full segments roll; by age (or too many extents) everything does.
+        // Either way a backlog becomes several segments of at most segment.bytes each.
+        const all = p.extents.length > 0 && (now - p.walSince >= segMs || p.extents.length >= MAX_WAL_EXTENTS);
         await p.exclusive(async () => {
-          if (due) await this.roll(p);
+          while (!this.closing && p.extents.length > 0 && (all || p.walBytes >= segBytes)) await this.roll(p, segBytes);
           await this.retain(p, cfg, now);
         });
       }
@@ -686,8 +688,11 @@ export class Broker implements BrokerClient {
   }
 
   /** Rewrites the partition's WAL extents as one segment object and swaps it in by checkpoint. */
-  private async roll(p: Partition): Promise<void> {
-    const count = p.extents.length;
+  private async roll(p: Partition, maxBytes: number): Promise<void> {
+    let count = 0;
+    for (let bytes = 0; count < p.extents.length && (count === 0 || bytes + p.extents[count].length <= maxBytes); count++) {
+      bytes += p.extents[count].length;
+    }
     if (count === 0) return;
     const rolled = p.extents.slice(0, count);
     const chunks: Buffer[] = [];
