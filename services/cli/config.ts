@@ -20,6 +20,13 @@ const DEV_PROXY: Setting['scope'] = ['dev', 'proxy'];
 
 export const SETTINGS: Setting[] = [
   { key: 'data-dir', kind: 'string', default: './data', doc: 'Embedded mode: directory for objects and the metadata log.', scope: ['dev'] },
+  { key: 's3-endpoint', kind: 'string', default: '', doc: 'S3 API endpoint (MinIO, s3rver, …); empty with --s3-bucket set means AWS. Empty bucket: local directory store.', scope: DEV_BROKER },
+  { key: 's3-bucket', kind: 'string', default: '', doc: 'Bucket for all objects; set it to store data in S3 instead of --data-dir.', scope: DEV_BROKER },
+  { key: 's3-region', kind: 'string', default: 'us-east-1', doc: 'S3 region.', scope: DEV_BROKER },
+  { key: 's3-access-key-id', kind: 'string', default: '', doc: "S3 access key; empty uses the SDK's default credential chain.", scope: DEV_BROKER },
+  { key: 's3-secret-access-key', kind: 'string', default: '', doc: 'S3 secret key.', scope: DEV_BROKER },
+  { key: 's3-path-style', kind: 'bool', default: 'true', doc: 'Path-style addressing (needed by MinIO and s3rver).', scope: DEV_BROKER },
+  { key: 's3-prefix', kind: 'string', default: '', doc: 'Key prefix, so several clusters can share a bucket.', scope: DEV_BROKER },
   { key: 'host', kind: 'string', default: '0.0.0.0', doc: 'Address the Kafka listener binds.', scope: DEV_PROXY },
   { key: 'port', kind: 'int', default: '9092', doc: 'Port of the Kafka listener.', scope: DEV_PROXY },
   { key: 'advertised-host', kind: 'string', default: 'localhost', doc: 'Host put in Metadata responses: what clients connect back to.', scope: DEV_PROXY },

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FsObjectStore } from '../storage/fs-object-store.js';
+import { S3ObjectStore } from '../storage/s3-object-store.js';
+import type { ObjectStore } from '../storage/object-store.js';
 import { EmbeddedMetaStore } from '../meta/embedded-meta-store.js';
 import type { MetaStore } from '../meta/meta-store.js';
 import { LocalBus } from '../bus/local-bus.js';
@@ -24,6 +26,23 @@ export async function clusterId(meta: MetaStore): Promise<string> {
   return kv!.value.toString();
 }
 
+/** The local directory store, or S3 when a bucket is configured. */
+export async function objectStore(c: Resolved, dataDir: string, log: Logger): Promise<ObjectStore> {
+  if (!c.s3Bucket) return new FsObjectStore(join(dataDir, 'objects'));
+  const s3 = new S3ObjectStore({
+    endpoint: String(c.s3Endpoint) || undefined,
+    region: String(c.s3Region),
+    bucket: String(c.s3Bucket),
+    accessKeyId: String(c.s3AccessKeyId) || undefined,
+    secretAccessKey: String(c.s3SecretAccessKey) || undefined,
+    forcePathStyle: Boolean(c.s3PathStyle),
+    prefix: String(c.s3Prefix) || undefined,
+    logger: log.child({ component: 's3' }),
+  });
+  await s3.ensureBucket();
+  return s3;
+}
+
 export interface Running {
   kafkaPort: number;
   httpPort: number;
@@ -32,7 +51,7 @@ export interface Running {
 
 export async function runDev(c: Resolved, log: Logger): Promise<Running> {
   const dataDir = String(c.dataDir);
-  const store = new FsObjectStore(join(dataDir, 'objects'));
+  const store = await objectStore(c, dataDir, log);
   const meta = await EmbeddedMetaStore.open(join(dataDir, 'meta', 'meta.log'));
   const bus = new LocalBus();
   const topics = await TopicRegistry.open(meta);
