@@ -4,7 +4,8 @@
 // ObjectStore and the MetaStore, so any broker can take a partition over.
 import type { Logger } from 'pino';
 import type { ObjectStore } from '../storage/object-store.js';
-import type { MetaStore, Lease, Compare } from '../meta/meta-store.js';
+import type { MetaStore, Lease, Compare, Watch } from '../meta/meta-store.js';
+import { decodeAssignment, parseUnit, unitOfKey } from './assignments.js';
 import type { Bus } from '../bus/bus.js';
 import { Keys } from '../meta/keys.js';
 import type { TopicRecord, TopicRegistry } from '../meta/topics.js';
@@ -47,6 +48,10 @@ export interface BrokerConfig {
   gcIntervalMs: number;
   /** Unreferenced objects younger than this are kept: they may be a flush about to commit. */
   gcGraceMs: number;
+  /** 'all': own every partition (embedded); 'assigned': own what the controller assigns. */
+  ownership: 'all' | 'assigned';
+  /** Where proxies reach this broker (cluster mode), recorded in its registration. */
+  advertise?: { host: string; port: number; httpPort: number };
 }
 
 /** Above this many WAL extents a partition rolls a segment whatever segment.bytes says. */
@@ -72,6 +77,13 @@ export class Broker implements BrokerClient {
   private maintenanceTimer?: NodeJS.Timeout;
   private gcTimer?: NodeJS.Timeout;
   private maintaining = false;
+  private lockWatch?: Watch;
+  private assignWatch?: Watch;
+  private readonly lockWaiters = new Map<string, () => void>();
+  private syncing: Promise<void> = Promise.resolve();
+  private syncTimer?: NodeJS.Timeout;
+  /** High watermark each partition's last successful checkpoint covers, kept after it moves away. */
+  private readonly checkpointed = new Map<string, number>();
   /** Committed entries in commit order across partitions, for the cache budget. */
   private cacheQueue: { p: Partition; e: Entry }[] = [];
   private cacheHead = 0;
@@ -84,6 +96,8 @@ export class Broker implements BrokerClient {
   private fenced = false;
   private closing = false;
   private readonly log: Logger;
+  /** In cluster mode only the controller collects garbage. */
+  gcAllowed: () => boolean = () => true;
 
   constructor(
     private readonly cfg: BrokerConfig,
@@ -99,7 +113,7 @@ export class Broker implements BrokerClient {
     this.lease.onLost(() => this.fence(new FencedError('broker lease lost')));
     this.regRevision = await meta.put(
       Keys.broker(this.cfg.brokerId),
-      Buffer.from(JSON.stringify({ id: this.cfg.brokerId, startedAt: Date.now() })),
+      Buffer.from(JSON.stringify({ id: this.cfg.brokerId, ...this.cfg.advertise, startedAt: Date.now() })),
       { lease: this.lease.id },
     );
     this.flusher = new Flusher({
@@ -115,13 +129,24 @@ export class Broker implements BrokerClient {
     });
     this.flusher.onCommitted = (parts, name) => this.afterCommit(parts, name);
 
-    const wal = await this.loadWalRecords();
-    for (const t of this.deps.topics.list()) await this.openTopic(t, wal);
-    this.unsubscribeTopics = this.deps.topics.onChange((kind, t) => void this.onTopicChange(kind, t));
+    this.lockWatch = await meta.watchPrefix('/skiff/locks/', (ev) => {
+      if (ev.type === 'delete') this.lockWaiters.get(ev.key)?.();
+    });
+    if (this.cfg.ownership === 'all') {
+      const wal = await this.loadWalRecords();
+      for (const t of this.deps.topics.list()) await this.openTopic(t, wal);
+      this.unsubscribeTopics = this.deps.topics.onChange((kind, t) => void this.onTopicChange(kind, t));
+    } else {
+      this.assignWatch = await meta.watchPrefix(Keys.assignPrefix, () => this.scheduleSync());
+      this.unsubscribeTopics = this.deps.topics.onChange((kind, t) => kind === 'deleted' && void this.dropTopic(t));
+      await this.syncAssignments();
+    }
     this.checkpointTimer = setInterval(() => void this.checkpoint().catch((err) => this.log.warn({ err }, 'checkpoint failed')), this.cfg.checkpointMs);
     this.maintenanceTimer = setInterval(() => void this.maintain(), this.cfg.maintenanceMs);
     if (this.cfg.gcIntervalMs > 0) {
-      this.gcTimer = setInterval(() => void this.collectGarbage().catch((err) => this.log.warn({ err }, 'garbage collection failed')), this.cfg.gcIntervalMs);
+      this.gcTimer = setInterval(() => {
+        if (this.gcAllowed()) void this.collectGarbage().catch((err) => this.log.warn({ err }, 'garbage collection failed'));
+      }, this.cfg.gcIntervalMs);
     }
     this.log.info({ partitions: this.partitionsByKey.size }, 'broker started');
   }
@@ -167,13 +192,23 @@ export class Broker implements BrokerClient {
   }
 
   private async openTopic(t: TopicRecord, wal?: Map<string, { key: string; extent: Extent }[]>): Promise<void> {
+    const opened: Partition[] = [];
     for (let i = 0; i < t.partitions; i++) {
       if (this.partitionsByKey.has(`${t.id}/${i}`)) continue;
-      const p = new Partition(t.id, t.name, i, this.log, (_p, from, to) => this.counted(from, to));
-      m.partitions.inc({ state: 'Offline' });
-      this.partitionsByKey.set(p.key, p);
-      await this.acquire(p, wal ?? (await this.loadWalRecords()));
+      const p = this.newPartition(t.id, t.name, i, 0);
+      if (await this.lock(p, () => true)) opened.push(p);
     }
+    if (opened.length === 0) return;
+    const records = wal ?? (await this.loadWalRecords());
+    for (const p of opened) await this.recover(p, records);
+  }
+
+  private newPartition(topicId: string, topic: string, index: number, epoch: number): Partition {
+    const p = new Partition(topicId, topic, index, this.log, (_p, from, to) => this.counted(from, to));
+    p.leaderEpoch = epoch;
+    m.partitions.inc({ state: 'Offline' });
+    this.partitionsByKey.set(p.key, p);
+    return p;
   }
 
   private counted(from: PartitionState, to: PartitionState): void {
@@ -203,30 +238,46 @@ export class Broker implements BrokerClient {
     });
   }
 
-  /** Acquiring → Recovering → Online: take the write lock, then rebuild from checkpoint + WAL. */
-  private async acquire(p: Partition, wal: Map<string, { key: string; extent: Extent }[]>): Promise<void> {
+  /**
+   * Acquiring: takes the partition's write lock (a key bound to this broker's lease), waiting
+   * while another broker holds it — it is draining, or dead and its lease about to expire —
+   * for as long as `stillMine()` says the partition is ours.
+   */
+  private async lock(p: Partition, stillMine: () => boolean): Promise<boolean> {
     const { meta } = this.deps;
     p.transition('Acquiring');
     const lockKey = Keys.lock(p.topicId, p.index);
     const me = Buffer.from(String(this.cfg.brokerId));
-    const res = await meta.txn(
-      [{ key: lockKey, target: 'exists', value: false }],
-      [{ type: 'put', key: lockKey, value: me, lease: this.lease.id }],
-    );
-    if (!res.succeeded) {
-      const holder = await meta.get(lockKey);
-      if (!holder || !holder.value.equals(me)) {
-        p.transition('Offline', 'write lock held by another broker');
-        return;
+    for (;;) {
+      if (this.fenced || this.closing || !stillMine()) break;
+      const freed = new Promise<void>((resolve) => {
+        this.lockWaiters.set(lockKey, resolve);
+        setTimeout(resolve, 1000); // a missed watch event only costs a second
+      });
+      const res = await meta.txn([{ key: lockKey, target: 'exists', value: false }], [{ type: 'put', key: lockKey, value: me, lease: this.lease.id }]);
+      if (res.succeeded || (await meta.get(lockKey))?.value.equals(me)) {
+        this.lockWaiters.delete(lockKey);
+        return true;
       }
+      await freed;
+      this.lockWaiters.delete(lockKey);
     }
+    p.transition('Offline', 'partition no longer assigned here');
+    this.forget(p);
+    return false;
+  }
+
+  /** Recovering → Online: rebuild from the checkpoint and the WAL records committed after it. */
+  private async recover(p: Partition, wal: Map<string, { key: string; extent: Extent }[]>): Promise<void> {
+    const { meta } = this.deps;
+    const epoch = p.leaderEpoch;
     p.transition('Recovering');
     const ck = await meta.get(Keys.ckpt(p.topicId, p.index));
     if (ck) {
       const c = decodeCheckpoint(ck.value);
       p.logStartOffset = c.logStartOffset;
       p.highWatermark = c.highWatermark;
-      p.leaderEpoch = c.leaderEpoch;
+      p.leaderEpoch = Math.max(c.leaderEpoch, epoch);
       p.segments = c.segments;
       for (const e of c.extents) p.addExtent(e, Date.now());
       for (const b of c.producers) p.producers.record(b);
@@ -246,6 +297,87 @@ export class Broker implements BrokerClient {
     p.transition('Online');
   }
 
+  private forget(p: Partition): void {
+    if (this.partitionsByKey.get(p.key) !== p) return;
+    this.partitionsByKey.delete(p.key);
+    m.partitions.dec({ state: p.state });
+    p.cache = [];
+  }
+
+  // ---- assignments (cluster mode) ---------------------------------------------------------
+
+  private scheduleSync(): void {
+    if (this.syncTimer || this.closing) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      void this.syncAssignments();
+    }, 10);
+  }
+
+  /** Opens partitions assigned here and drains those assigned elsewhere; one pass at a time. */
+  syncAssignments(): Promise<void> {
+    this.syncing = this.syncing.then(() => this.syncOnce()).catch((err) => {
+      this.log.warn({ err }, 'assignment sync failed; retrying');
+      setTimeout(() => this.scheduleSync(), 200);
+    });
+    return this.syncing;
+  }
+
+  private assigned = new Map<string, number>();
+
+  private async syncOnce(): Promise<void> {
+    if (this.fenced || this.closing) return;
+    const mine = new Map<string, number>();
+    for (const kv of await this.deps.meta.getPrefix(Keys.assignPrefix)) {
+      const u = parseUnit(unitOfKey(kv.key));
+      const a = decodeAssignment(kv.value);
+      if (u.kind === 'partition' && a.broker === this.cfg.brokerId) mine.set(`${u.topicId}/${u.partition}`, a.epoch);
+    }
+    this.assigned = mine;
+    const leaving = [...this.partitionsByKey.values()].filter((p) => !mine.has(p.key));
+    const arriving: Partition[] = [];
+    for (const [key, epoch] of mine) {
+      if (this.partitionsByKey.has(key)) continue;
+      const cut = key.lastIndexOf('/');
+      const topicId = key.slice(0, cut);
+      const t = this.deps.topics.getById(topicId);
+      if (!t) continue;
+      arriving.push(this.newPartition(topicId, t.name, Number(key.slice(cut + 1)), epoch));
+    }
+    await Promise.all(leaving.map((p) => p.exclusive(() => this.drainPartition(p, 'assigned to another broker'))));
+    const locked = (await Promise.all(arriving.map(async (p) => ((await this.lock(p, () => this.assigned.has(p.key))) ? p : undefined)))).filter(
+      (p): p is Partition => p !== undefined,
+    );
+    if (locked.length === 0) return;
+    // WAL records are read after the locks are ours: they include the previous owner's last commits.
+    const wal = await this.loadWalRecords();
+    for (const p of locked) await this.recover(p, wal);
+    this.log.info({ opened: locked.length, drained: leaving.length, owned: this.partitionsByKey.size }, 'assignments applied');
+  }
+
+  /** Draining → Offline: commit what is pending, checkpoint, release the lock. */
+  private async drainPartition(p: Partition, why: string): Promise<void> {
+    if (p.state === 'Online') {
+      p.transition('Draining', why);
+      await this.flusher.drain();
+      if (!this.fenced) {
+        await this.writeCheckpoint(p).catch((err) => this.log.warn({ err, topic: p.topic, partition: p.index }, 'final checkpoint failed'));
+      }
+    }
+    p.abandonUncommitted(new PartitionUnavailableError('Draining'));
+    const lockKey = Keys.lock(p.topicId, p.index);
+    await this.deps.meta
+      .txn([{ key: lockKey, target: 'value', op: '==', value: Buffer.from(String(this.cfg.brokerId)) }], [{ type: 'delete', key: lockKey }])
+      .catch((err) => this.log.warn({ err }, 'lock release failed; it expires with the lease'));
+    p.transition('Offline', why);
+    this.forget(p);
+  }
+
+  /** Partitions owned right now (cluster mode drains until this reaches zero). */
+  get ownedCount(): number {
+    return this.partitionsByKey.size;
+  }
+
   private async onTopicChange(kind: 'created' | 'deleted' | 'updated', t: TopicRecord): Promise<void> {
     try {
       if (kind === 'deleted') await this.dropTopic(t);
@@ -257,13 +389,11 @@ export class Broker implements BrokerClient {
 
   private async dropTopic(t: TopicRecord): Promise<void> {
     const { meta } = this.deps;
-    for (const [k, p] of this.partitionsByKey) {
+    for (const p of [...this.partitionsByKey.values()]) {
       if (p.topicId !== t.id) continue;
       p.abandonUncommitted(new PartitionUnavailableError('Offline'));
       p.transition('Offline', 'topic deleted');
-      m.partitions.dec({ state: 'Offline' });
-      p.cache = [];
-      this.partitionsByKey.delete(k);
+      this.forget(p);
     }
     await meta.deletePrefix(Keys.ckptOfTopic(t.id));
     await meta.deletePrefix(`/skiff/locks/${t.id}/`);
@@ -595,27 +725,43 @@ export class Broker implements BrokerClient {
 
   // ---- checkpoints ------------------------------------------------------------------------
 
-  /** Fenced: a broker that lost its registration cannot overwrite a moved partition's checkpoint. */
+  /**
+   * Fenced twice over: by this broker's registration (a zombie cannot write) and by the
+   * partition's lock (a broker the partition moved away from cannot overwrite the new
+   * owner's checkpoint).
+   */
   private async writeCheckpoint(p: Partition): Promise<void> {
-    const res = await this.deps.meta.txn(this.fenceCompares(), [
-      {
-        type: 'put',
-        key: Keys.ckpt(p.topicId, p.index),
-        value: encodeCheckpoint({
-          logStartOffset: p.logStartOffset,
-          highWatermark: p.highWatermark,
-          leaderEpoch: p.leaderEpoch,
-          segments: p.segments,
-          extents: p.extents,
-          producers: p.producers.snapshot(),
-        }),
-      },
-    ]);
+    const hw = p.highWatermark;
+    const res = await this.deps.meta.txn(
+      [...this.fenceCompares(), { key: Keys.lock(p.topicId, p.index), target: 'value', op: '==', value: Buffer.from(String(this.cfg.brokerId)) }],
+      [
+        {
+          type: 'put',
+          key: Keys.ckpt(p.topicId, p.index),
+          value: encodeCheckpoint({
+            logStartOffset: p.logStartOffset,
+            highWatermark: hw,
+            leaderEpoch: p.leaderEpoch,
+            segments: p.segments,
+            extents: p.extents,
+            producers: p.producers.snapshot(),
+          }),
+        },
+      ],
+    );
     if (!res.succeeded) {
-      const err = new FencedError('checkpoint refused: broker registration changed');
-      this.fence(err);
-      throw err;
+      const reg = await this.deps.meta.get(Keys.broker(this.cfg.brokerId));
+      if (!reg || reg.modRevision !== this.regRevision) {
+        const err = new FencedError('checkpoint refused: broker registration changed');
+        this.fence(err);
+        throw err;
+      }
+      p.abandonUncommitted(new PartitionUnavailableError('Offline'));
+      p.transition('Offline', 'write lock lost');
+      this.forget(p);
+      throw new PartitionUnavailableError('Offline');
     }
+    this.checkpointed.set(p.key, hw);
     m.checkpoints.inc();
   }
 
@@ -641,18 +787,22 @@ export class Broker implements BrokerClient {
   /** Writes every changed partition's checkpoint, then drops WAL records they cover. */
   async checkpoint(): Promise<void> {
     if (this.fenced) return;
-    const covered = new Map<string, number>();
-    for (const p of this.partitionsByKey.values()) {
-      if (p.state !== 'Online' && p.state !== 'Draining') continue;
-      if (p.dirty) {
-        p.dirty = false;
-        await this.writeCheckpoint(p);
-      }
-      covered.set(p.key, p.highWatermark - 1);
+    for (const p of [...this.partitionsByKey.values()]) {
+      if ((p.state !== 'Online' && p.state !== 'Draining') || !p.dirty) continue;
+      p.dirty = false;
+      await this.writeCheckpoint(p).catch((err) => {
+        if (!(err instanceof PartitionUnavailableError)) throw err;
+      });
     }
+    // A WAL record goes once a checkpoint this broker wrote covers every range in it (or the
+    // topic is gone); a partition that left without a checkpoint keeps its records for the
+    // new owner's recovery.
     for (const [name, parts] of this.walRecords) {
       let done = true;
-      for (const [k, last] of parts) if ((covered.get(k) ?? -1) < last && this.partitionsByKey.has(k)) done = false;
+      for (const [k, last] of parts) {
+        const topicGone = !this.deps.topics.getById(k.slice(0, k.lastIndexOf('/')));
+        if (!topicGone && (this.checkpointed.get(k) ?? -1) <= last) done = false;
+      }
       if (!done) continue;
       await this.deps.meta.delete(Keys.wal(this.cfg.brokerId, name));
       this.walRecords.delete(name);
@@ -791,6 +941,10 @@ export class Broker implements BrokerClient {
     clearInterval(this.checkpointTimer);
     clearInterval(this.maintenanceTimer);
     clearInterval(this.gcTimer);
+    clearTimeout(this.syncTimer);
+    await this.assignWatch?.close().catch(() => undefined);
+    await this.lockWatch?.close().catch(() => undefined);
+    for (const w of this.lockWaiters.values()) w();
     for (const p of this.partitionsByKey.values()) if (p.state === 'Online') p.transition('Draining', 'shutdown');
     if (!this.fenced) {
       await this.flusher?.close();

@@ -72,6 +72,7 @@ export async function runDev(c: Resolved, log: Logger): Promise<Running> {
       maintenanceMs: Math.max(10, Number(c.maintenanceMs)),
       gcIntervalMs: Number(c.gcIntervalMs),
       gcGraceMs: Number(c.gcGraceMs),
+      ownership: 'all',
     },
     { store, meta, bus, topics, log },
   );

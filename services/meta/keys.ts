@@ -15,6 +15,11 @@ export const Keys = {
   controller: `${ROOT}/controller`,
   assignPrefix: `${ROOT}/assign/`,
   assign: (topicId: string, p: number) => `${ROOT}/assign/${topicId}/${p}`,
+  /** Assignment of a group-coordinator slot; groups hash onto slots. */
+  assignSlot: (slot: number) => `${ROOT}/assign/__groups/${slot}`,
+  slotLock: (slot: number) => `${ROOT}/locks/__groups/${slot}`,
+  drainingPrefix: `${ROOT}/draining/`,
+  draining: (id: number) => `${ROOT}/draining/${id}`,
   lock: (topicId: string, p: number) => `${ROOT}/locks/${topicId}/${p}`,
   walPrefix: `${ROOT}/wal/`,
   walOf: (brokerId: number) => `${ROOT}/wal/${brokerId}/`,

@@ -27,7 +27,7 @@ async function open() {
   const broker = new Broker(
     {
       brokerId: 1, flushMs: 5, flushBytes: 16 << 20, flushMaxInflight: 4, checkpointMs: 60_000, cacheBytes: 0, blockCacheBytes: 32 << 20,
-      maxMessageBytes: 8 << 20, leaseTtlSeconds: 5, segmentBlockBytes: 1 << 20, maintenanceMs: 60_000, gcIntervalMs: 0, gcGraceMs: 0,
+      maxMessageBytes: 8 << 20, leaseTtlSeconds: 5, segmentBlockBytes: 1 << 20, maintenanceMs: 60_000, gcIntervalMs: 0, gcGraceMs: 0, ownership: 'all',
     },
     { store, meta, bus: new LocalBus(), topics, log: pino({ level: 'silent' }) },
   );

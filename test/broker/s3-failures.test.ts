@@ -36,7 +36,7 @@ async function setup(): Promise<{ s3: S3Server; proxy: FaultProxy; broker: Broke
   const broker = new Broker(
     {
       brokerId: 1, flushMs: 5, flushBytes: 1 << 20, flushMaxInflight: 4, checkpointMs: 60_000, cacheBytes: 0, blockCacheBytes: 0,
-      maxMessageBytes: 8 << 20, leaseTtlSeconds: 30, segmentBlockBytes: 4096, maintenanceMs: 60_000, gcIntervalMs: 0, gcGraceMs: 0,
+      maxMessageBytes: 8 << 20, leaseTtlSeconds: 30, segmentBlockBytes: 4096, maintenanceMs: 60_000, gcIntervalMs: 0, gcGraceMs: 0, ownership: 'all',
     },
     { store, meta, bus: new LocalBus(), topics, log: pino({ level: 'silent' }) },
   );

@@ -26,7 +26,7 @@ async function open(dir: string, cfg: Partial<BrokerConfig> = {}) {
   const broker = new Broker(
     {
       brokerId: 1, flushMs: 1, flushBytes: 4 << 20, flushMaxInflight: 2, checkpointMs: 60_000, cacheBytes: 0, blockCacheBytes: 0,
-      maxMessageBytes: 8 << 20, leaseTtlSeconds: 5, segmentBlockBytes: 4096, maintenanceMs: 60_000, gcIntervalMs: 0, gcGraceMs: 0, ...cfg,
+      maxMessageBytes: 8 << 20, leaseTtlSeconds: 5, segmentBlockBytes: 4096, maintenanceMs: 60_000, gcIntervalMs: 0, gcGraceMs: 0, ownership: 'all', ...cfg,
     },
     { store, meta, bus: new LocalBus(), topics, log },
   );

@@ -25,7 +25,7 @@ async function open(dir: string, cfg: Partial<BrokerConfig> = {}) {
   const bus = new LocalBus();
   const topics = await TopicRegistry.open(meta);
   const broker = new Broker(
-    { brokerId: 1, flushMs: 5, flushBytes: 4 << 20, flushMaxInflight: 2, checkpointMs: 60_000, cacheBytes: 64 << 20, blockCacheBytes: 16 << 20, maxMessageBytes: 8 << 20, leaseTtlSeconds: 5, segmentBlockBytes: 4096, maintenanceMs: 60_000, gcIntervalMs: 0, gcGraceMs: 0, ...cfg },
+    { brokerId: 1, flushMs: 5, flushBytes: 4 << 20, flushMaxInflight: 2, checkpointMs: 60_000, cacheBytes: 64 << 20, blockCacheBytes: 16 << 20, maxMessageBytes: 8 << 20, leaseTtlSeconds: 5, segmentBlockBytes: 4096, maintenanceMs: 60_000, gcIntervalMs: 0, gcGraceMs: 0, ownership: 'all', ...cfg },
     { store, meta, bus, topics, log },
   );
   await broker.start();
