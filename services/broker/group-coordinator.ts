@@ -34,6 +34,8 @@ export interface GroupCoordinatorOptions {
   maxSessionTimeoutMs?: number;
   /** offset.metadata.max.bytes: longer commit metadata gets OFFSET_METADATA_TOO_LARGE. */
   maxOffsetMetadataLength?: number;
+  /** Loads only the groups this says are ours (a coordinator slot in cluster mode). */
+  owns?: (groupId: string) => boolean;
 }
 
 export interface RequestContext {
@@ -244,7 +246,10 @@ export class GroupCoordinator {
     this.minSessionTimeoutMs = opts.minSessionTimeoutMs ?? 6000;
     this.maxSessionTimeoutMs = opts.maxSessionTimeoutMs ?? 1_800_000;
     this.maxOffsetMetadataLength = opts.maxOffsetMetadataLength ?? 4096;
+    this.owns = opts.owns;
   }
+
+  private readonly owns?: (groupId: string) => boolean;
 
   // ---------------------------------------------------------------- loading and closing
 
@@ -265,6 +270,7 @@ export class GroupCoordinator {
         const slash = rest.indexOf('/');
         if (slash < 0) continue;
         const groupId = decodeURIComponent(rest.slice(0, slash));
+        if (this.owns && !this.owns(groupId)) continue;
         const sub = rest.slice(slash + 1);
         if (sub === 'state') {
           states.set(groupId, JSON.parse(kv.value.toString('utf8')) as StoredGroup);

@@ -3,7 +3,7 @@
 // fetches until data arrives, and answers in request order.
 import type { Logger } from 'pino';
 import type { BrokerClient } from '../broker/broker-client.js';
-import type { GroupCoordinator } from '../broker/group-coordinator.js';
+import type { GroupService } from '../broker/group-service.js';
 import type { TopicRegistry } from '../meta/topics.js';
 import type { Bus } from '../bus/bus.js';
 import { ApiKey } from '../protocol/messages/index.js';
@@ -35,7 +35,7 @@ export interface ProxyConfig {
 
 export interface ProxyDeps {
   broker: BrokerClient;
-  groups: GroupCoordinator;
+  groups: GroupService;
   topics: TopicRegistry;
   bus: Bus;
   log: Logger;
