@@ -85,7 +85,7 @@ export class Broker implements BrokerClient {
   /** High watermark each partition's last successful checkpoint covers, kept after it moves away. */
   private readonly checkpointed = new Map<string, number>();
   /** Committed entries in commit order across partitions, for the cache budget. */
-  private cacheQueue: { p: Partition; e: Entry }[] = [];
+  private cacheQueue: ({ p: Partition; e: Entry } | undefined)[] = [];
   private cacheHead = 0;
   private cacheBytes = 0;
   private blocks: BlockCache;
@@ -163,6 +163,24 @@ export class Broker implements BrokerClient {
       p.abandonUncommitted(err);
       p.transition('Fenced', err.message);
     }
+    this.onFenced?.(err);
+  }
+
+  /** Where proxies reach this broker; set before start() once the listener has its port. */
+  setAdvertise(advertise: NonNullable<BrokerConfig['advertise']>): void {
+    this.cfg.advertise = advertise;
+  }
+
+  /** Called once when the broker finds itself fenced; cluster mode exits and is restarted. */
+  onFenced?: (err: Error) => void;
+
+  get isFenced(): boolean {
+    return this.fenced;
+  }
+
+  /** The lease the registration, the locks and (for the controller) the election hang on. */
+  get registrationLease(): Lease {
+    return this.lease;
   }
 
   // ---- partitions -------------------------------------------------------------------------
@@ -487,7 +505,9 @@ export class Broker implements BrokerClient {
 
   private trimCache(): void {
     while (this.cacheBytes > this.cfg.cacheBytes && this.cacheHead < this.cacheQueue.length) {
-      const { p, e } = this.cacheQueue[this.cacheHead++];
+      const { p, e } = this.cacheQueue[this.cacheHead]!;
+      // Release the evicted batch now, not when the queue is next compacted.
+      this.cacheQueue[this.cacheHead++] = undefined;
       this.cacheBytes -= e.buf.length;
       if (p.cache[0] === e) p.cache.shift();
     }

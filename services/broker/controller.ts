@@ -95,37 +95,10 @@ export class Controller {
     const ops: Op[] = [];
     const wanted = new Set(units);
     for (const unit of current.keys()) if (!wanted.has(unit)) ops.push({ type: 'delete', key: keyOfUnit(unit) });
+    // Partitions and group slots are balanced each on their own, so both spread evenly.
     if (targets.length > 0) {
-      const owner = new Map<Unit, number>();
-      const load = new Map<number, Unit[]>(targets.map((id) => [id, []]));
-      const orphans: Unit[] = [];
-      for (const unit of units) {
-        const a = current.get(unit);
-        if (a && load.has(a.broker)) {
-          owner.set(unit, a.broker);
-          load.get(a.broker)!.push(unit);
-        } else orphans.push(unit);
-      }
-      const least = () => [...load.entries()].reduce((m, e) => (e[1].length < m[1].length ? e : m));
-      const most = () => [...load.entries()].reduce((m, e) => (e[1].length > m[1].length ? e : m));
-      for (const unit of orphans) {
-        const [id, list] = least();
-        list.push(unit);
-        owner.set(unit, id);
-      }
-      for (;;) {
-        const [hi, hiList] = most();
-        const [lo, loList] = least();
-        if (hiList.length - loList.length <= 1 || hi === lo) break;
-        const unit = hiList.pop()!;
-        loList.push(unit);
-        owner.set(unit, lo);
-      }
-      for (const [unit, broker] of owner) {
-        const a = current.get(unit);
-        if (a?.broker === broker) continue;
-        ops.push({ type: 'put', key: keyOfUnit(unit), value: encodeAssignment({ broker, epoch: (a?.epoch ?? -1) + 1 }) });
-      }
+      const isSlot = (u: Unit) => u.startsWith('__groups/');
+      for (const group of [units.filter((u) => !isSlot(u)), units.filter(isSlot)]) ops.push(...this.balance(group, current, targets));
     }
     if (ops.length === 0) return;
     // Only the elected controller may write: every batch re-checks the election key.
@@ -141,6 +114,42 @@ export class Controller {
       }
     }
     this.log.info({ changes: ops.length, brokers: targets }, 'assignments updated');
+  }
+
+  /** Keeps live owners, gives orphans to the least loaded, then evens counts one move at a time. */
+  private balance(units: Unit[], current: Map<Unit, Assignment>, targets: number[]): Op[] {
+    const owner = new Map<Unit, number>();
+    const load = new Map<number, Unit[]>(targets.map((id) => [id, []]));
+    const orphans: Unit[] = [];
+    for (const unit of units) {
+      const a = current.get(unit);
+      if (a && load.has(a.broker)) {
+        owner.set(unit, a.broker);
+        load.get(a.broker)!.push(unit);
+      } else orphans.push(unit);
+    }
+    const least = () => [...load.entries()].reduce((m, e) => (e[1].length < m[1].length ? e : m));
+    const most = () => [...load.entries()].reduce((m, e) => (e[1].length > m[1].length ? e : m));
+    for (const unit of orphans) {
+      const [id, list] = least();
+      list.push(unit);
+      owner.set(unit, id);
+    }
+    for (;;) {
+      const [hi, hiList] = most();
+      const [lo, loList] = least();
+      if (hiList.length - loList.length <= 1 || hi === lo) break;
+      const unit = hiList.pop()!;
+      loList.push(unit);
+      owner.set(unit, lo);
+    }
+    const ops: Op[] = [];
+    for (const [unit, broker] of owner) {
+      const a = current.get(unit);
+      if (a?.broker === broker) continue;
+      ops.push({ type: 'put', key: keyOfUnit(unit), value: encodeAssignment({ broker, epoch: (a?.epoch ?? -1) + 1 }) });
+    }
+    return ops;
   }
 
   async close(): Promise<void> {

@@ -25,7 +25,7 @@ export class SlotGroups implements GroupService {
   constructor(
     private readonly meta: MetaStore,
     private readonly brokerId: number,
-    private readonly lease: Lease,
+    private readonly lease: () => Lease,
     private readonly log: Logger,
     private readonly options: Omit<GroupCoordinatorOptions, 'meta' | 'log' | 'owns'>,
   ) {}
@@ -72,7 +72,7 @@ export class SlotGroups implements GroupService {
       const key = Keys.slotLock(slot);
       for (;;) {
         if (this.closed || !stillMine()) return;
-        const res = await this.meta.txn([{ key, target: 'exists', value: false }], [{ type: 'put', key, value: this.me, lease: this.lease.id }]);
+        const res = await this.meta.txn([{ key, target: 'exists', value: false }], [{ type: 'put', key, value: this.me, lease: this.lease().id }]);
         if (res.succeeded || (await this.meta.get(key))?.value.equals(this.me)) break;
         await new Promise((r) => setTimeout(r, 100));
       }

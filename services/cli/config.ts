@@ -17,6 +17,7 @@ export interface Setting {
 const ALL: Setting['scope'] = ['dev', 'broker', 'proxy'];
 const DEV_BROKER: Setting['scope'] = ['dev', 'broker'];
 const DEV_PROXY: Setting['scope'] = ['dev', 'proxy'];
+const CLUSTER: Setting['scope'] = ['broker', 'proxy'];
 
 export const SETTINGS: Setting[] = [
   { key: 'data-dir', kind: 'string', default: './data', doc: 'Embedded mode: directory for objects and the metadata log.', scope: ['dev'] },
@@ -27,16 +28,20 @@ export const SETTINGS: Setting[] = [
   { key: 's3-secret-access-key', kind: 'string', default: '', doc: 'S3 secret key.', scope: DEV_BROKER },
   { key: 's3-path-style', kind: 'bool', default: 'true', doc: 'Path-style addressing (needed by MinIO and s3rver).', scope: DEV_BROKER },
   { key: 's3-prefix', kind: 'string', default: '', doc: 'Key prefix, so several clusters can share a bucket.', scope: DEV_BROKER },
-  { key: 'host', kind: 'string', default: '0.0.0.0', doc: 'Address the Kafka listener binds.', scope: DEV_PROXY },
-  { key: 'port', kind: 'int', default: '9092', doc: 'Port of the Kafka listener.', scope: DEV_PROXY },
-  { key: 'advertised-host', kind: 'string', default: 'localhost', doc: 'Host put in Metadata responses: what clients connect back to.', scope: DEV_PROXY },
-  { key: 'advertised-port', kind: 'int', default: '0', doc: 'Port put in Metadata responses; 0 means the listener port.', scope: DEV_PROXY },
+  { key: 'etcd', kind: 'string', default: 'http://127.0.0.1:2379', doc: 'Cluster mode: etcd endpoints, comma-separated.', scope: CLUSTER },
+  { key: 'nats', kind: 'string', default: 'nats://127.0.0.1:4222', doc: 'Cluster mode: NATS server URLs, comma-separated.', scope: CLUSTER },
+  { key: 'advertise-mode', kind: 'string', default: 'service', doc: 'Proxy: "service" (one address fronts all proxies) or "direct" (every proxy listed with its own id).', scope: ['proxy'] },
+  { key: 'host', kind: 'string', default: '0.0.0.0', doc: 'Address the Kafka listener binds.', scope: ALL },
+  { key: 'port', kind: 'int', default: '9092', doc: 'Port of the Kafka listener.', scope: ALL },
+  { key: 'advertised-host', kind: 'string', default: 'localhost', doc: 'Host put in Metadata responses: what clients connect back to.', scope: ALL },
+  { key: 'advertised-port', kind: 'int', default: '0', doc: 'Port put in Metadata responses; 0 means the listener port.', scope: ALL },
   { key: 'http-port', kind: 'int', default: '9644', doc: 'Port of the HTTP endpoint: /metrics, /healthz, /readyz, /v1/partitions.', scope: ALL },
+  { key: 'drain-timeout-ms', kind: 'int', default: '15000', doc: 'Broker: on SIGTERM, how long to wait for partitions to move away before closing anyway.', scope: ['broker'] },
   { key: 'node-id', kind: 'int', default: '0', doc: 'Node id of this process (proxy id in Metadata, broker id in storage keys).', scope: ALL },
   { key: 'auto-create-topics', kind: 'bool', default: 'true', doc: 'Create a topic on first use by Metadata or Produce.', scope: DEV_PROXY },
   { key: 'default-partitions', kind: 'int', default: '1', doc: 'Partitions of auto-created topics and of CreateTopics with -1.', scope: DEV_PROXY },
-  { key: 'max-request-bytes', kind: 'int', default: '104857600', doc: 'Largest request frame accepted (socket.request.max.bytes); larger closes the connection.', scope: DEV_PROXY },
-  { key: 'max-unflushed-bytes', kind: 'int', default: '67108864', doc: 'Stop reading producer sockets while more bytes than this wait for a flush.', scope: DEV_PROXY },
+  { key: 'max-request-bytes', kind: 'int', default: '104857600', doc: 'Largest request frame accepted (socket.request.max.bytes); larger closes the connection.', scope: ALL },
+  { key: 'max-unflushed-bytes', kind: 'int', default: '67108864', doc: 'Stop reading producer sockets while more bytes than this wait for a flush.', scope: DEV_BROKER },
   { key: 'max-parked-fetches', kind: 'int', default: '10000', doc: 'Fetches that may wait for data at once; beyond it they are answered at once.', scope: DEV_PROXY },
   { key: 'flush-ms', kind: 'int', default: '10', doc: 'Longest time a produced batch waits before its WAL object is written.', scope: DEV_BROKER },
   { key: 'flush-bytes', kind: 'int', default: '4194304', doc: 'Write a WAL object as soon as this many bytes are pending.', scope: DEV_BROKER },

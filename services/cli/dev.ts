@@ -12,9 +12,9 @@ import type { MetaStore } from '../meta/meta-store.js';
 import { LocalBus } from '../bus/local-bus.js';
 import { TopicRegistry } from '../meta/topics.js';
 import { Keys } from '../meta/keys.js';
-import { Broker } from '../broker/broker.js';
+import { Broker, type BrokerConfig } from '../broker/broker.js';
 import { GroupCoordinator } from '../broker/group-coordinator.js';
-import { Proxy } from '../proxy/proxy.js';
+import { Proxy, type ProxyConfig } from '../proxy/proxy.js';
 import { startHttp } from './http.js';
 import type { Resolved } from './config.js';
 
@@ -43,6 +43,43 @@ export async function objectStore(c: Resolved, dataDir: string, log: Logger): Pr
   return s3;
 }
 
+export function brokerConfig(c: Resolved, ownership: BrokerConfig['ownership'], advertise?: BrokerConfig['advertise']): BrokerConfig {
+  return {
+    brokerId: Number(c.nodeId),
+    flushMs: Number(c.flushMs),
+    flushBytes: Number(c.flushBytes),
+    flushMaxInflight: Math.max(1, Number(c.flushMaxInflight)),
+    checkpointMs: Math.max(100, Number(c.checkpointMs)),
+    cacheBytes: Number(c.cacheBytes),
+    blockCacheBytes: Number(c.blockCacheBytes),
+    maxMessageBytes: Number(c.maxMessageBytes),
+    leaseTtlSeconds: Math.max(1, Number(c.leaseTtlSeconds)),
+    segmentBlockBytes: Math.max(4096, Number(c.segmentBlockBytes)),
+    maintenanceMs: Math.max(10, Number(c.maintenanceMs)),
+    gcIntervalMs: Number(c.gcIntervalMs),
+    gcGraceMs: Number(c.gcGraceMs),
+    ownership,
+    advertise,
+  };
+}
+
+export function proxyConfig(c: Resolved, clusterId: string, advertiseMode: ProxyConfig['advertiseMode']): ProxyConfig {
+  return {
+    nodeId: Number(c.nodeId),
+    host: String(c.host),
+    port: Number(c.port),
+    advertisedHost: String(c.advertisedHost),
+    advertisedPort: Number(c.advertisedPort),
+    clusterId,
+    maxRequestBytes: Number(c.maxRequestBytes),
+    autoCreateTopics: Boolean(c.autoCreateTopics ?? false),
+    defaultPartitions: Math.max(1, Number(c.defaultPartitions ?? 1)),
+    maxUnflushedBytes: Number(c.maxUnflushedBytes ?? Number.MAX_SAFE_INTEGER),
+    maxParkedFetches: Number(c.maxParkedFetches ?? 10_000),
+    advertiseMode,
+  };
+}
+
 export interface Running {
   kafkaPort: number;
   httpPort: number;
@@ -57,42 +94,13 @@ export async function runDev(c: Resolved, log: Logger): Promise<Running> {
   const topics = await TopicRegistry.open(meta);
   const id = await clusterId(meta);
   const nodeId = Number(c.nodeId);
-  const broker = new Broker(
-    {
-      brokerId: nodeId,
-      flushMs: Number(c.flushMs),
-      flushBytes: Number(c.flushBytes),
-      flushMaxInflight: Math.max(1, Number(c.flushMaxInflight)),
-      checkpointMs: Math.max(100, Number(c.checkpointMs)),
-      cacheBytes: Number(c.cacheBytes),
-      blockCacheBytes: Number(c.blockCacheBytes),
-      maxMessageBytes: Number(c.maxMessageBytes),
-      leaseTtlSeconds: Math.max(1, Number(c.leaseTtlSeconds)),
-      segmentBlockBytes: Math.max(4096, Number(c.segmentBlockBytes)),
-      maintenanceMs: Math.max(10, Number(c.maintenanceMs)),
-      gcIntervalMs: Number(c.gcIntervalMs),
-      gcGraceMs: Number(c.gcGraceMs),
-      ownership: 'all',
-    },
+  const broker = new Broker(brokerConfig(c, 'all'),
     { store, meta, bus, topics, log },
   );
   await broker.start();
   const groups = new GroupCoordinator({ meta, log: log.child({ component: 'groups' }), initialRebalanceDelayMs: Number(c.groupInitialRebalanceDelayMs) });
   await groups.loadGroups();
-  const proxy = new Proxy(
-    {
-      nodeId,
-      host: String(c.host),
-      port: Number(c.port),
-      advertisedHost: String(c.advertisedHost),
-      advertisedPort: Number(c.advertisedPort),
-      clusterId: id,
-      maxRequestBytes: Number(c.maxRequestBytes),
-      autoCreateTopics: Boolean(c.autoCreateTopics),
-      defaultPartitions: Math.max(1, Number(c.defaultPartitions)),
-      maxUnflushedBytes: Number(c.maxUnflushedBytes),
-      maxParkedFetches: Number(c.maxParkedFetches),
-    },
+  const proxy = new Proxy(proxyConfig(c, id, 'service'),
     { broker, groups, topics, bus, log },
   );
   await proxy.start();

@@ -4,7 +4,8 @@
 // states from a running process.
 import { Command } from 'commander';
 import { pino } from 'pino';
-import { addSettings, resolveSettings, settingsMarkdown, ConfigError } from './config.js';
+import { addSettings, resolveSettings, settingsMarkdown, ConfigError, type Resolved } from './config.js';
+import { printCluster, runBroker, runProxy } from './cluster.js';
 import { runDev } from './dev.js';
 
 const program = new Command('skiff').description('Kafka-compatible message queue on object storage');
@@ -31,23 +32,56 @@ function shutdownOn(stop: () => Promise<void>, log: ReturnType<typeof logger>): 
   process.on('SIGINT', () => handler('SIGINT'));
 }
 
-addSettings(program.command('dev').description('proxy, broker and coordinator in one process on a local data directory'), 'dev').action(async (opts) => {
-  let c;
-  try {
-    c = resolveSettings(opts, 'dev');
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`skiff: ${err.message}`);
-      process.exit(2);
+/** Resolves settings (exit 2 on invalid ones), sets up logging and runs a process kind. */
+function serve(scope: 'dev' | 'broker' | 'proxy', run: (c: Resolved, log: ReturnType<typeof logger>) => Promise<{ stop(): Promise<void>; drain?(): Promise<void> }>) {
+  return async (opts: Record<string, string>) => {
+    let c: Resolved;
+    try {
+      c = resolveSettings(opts, scope);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(`skiff: ${err.message}`);
+        process.exit(2);
+      }
+      throw err;
     }
-    throw err;
-  }
-  const log = logger(String(c.logLevel));
-  process.on('uncaughtException', (err) => log.fatal({ err }, 'uncaught exception'));
-  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
-  const running = await runDev(c, log);
-  shutdownOn(running.stop, log);
-});
+    const log = logger(String(c.logLevel));
+    process.on('uncaughtException', (err) => log.fatal({ err }, 'uncaught exception'));
+    process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+    let running;
+    try {
+      running = await run(c, log);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(`skiff: ${err.message}`);
+        process.exit(2);
+      }
+      throw err;
+    }
+    shutdownOn(running.drain ?? running.stop, log);
+  };
+}
+
+addSettings(program.command('dev').description('proxy, broker and coordinator in one process on a local data directory'), 'dev').action(serve('dev', runDev));
+
+addSettings(program.command('broker').description('cluster mode: a broker on etcd, NATS and S3'), 'broker').action(
+  serve('broker', (c, log) =>
+    runBroker(c, log, () => {
+      // A fenced broker may hold nothing: it leaves, and its orchestrator starts it afresh.
+      log.error('broker fenced: exiting so that a fresh instance can rejoin');
+      setTimeout(() => process.exit(3), 200);
+    }),
+  ),
+);
+
+addSettings(program.command('proxy').description('cluster mode: a stateless Kafka proxy'), 'proxy').action(serve('proxy', runProxy));
+
+program
+  .command('cluster')
+  .description('brokers, proxies, controller and assignments of a cluster')
+  .option('--etcd <urls>', 'etcd endpoints', process.env.SKIFF_ETCD ?? 'http://127.0.0.1:2379')
+  .option('--json', 'as JSON')
+  .action((opts: { etcd: string; json?: boolean }) => printCluster(opts));
 
 program
   .command('config')

@@ -31,7 +31,15 @@ export interface ProxyConfig {
   maxUnflushedBytes: number;
   /** Upper bound on fetches parked at once; beyond it fetches are answered at once. */
   maxParkedFetches: number;
+  /**
+   * service: one node (this advertised address, SERVICE_NODE_ID) leads everything, for
+   * proxies behind one Service; direct: every live proxy is listed and leads a share.
+   */
+  advertiseMode: 'service' | 'direct';
 }
+
+/** The node id every proxy reports in service mode, so that all of them answer alike. */
+export const SERVICE_NODE_ID = 0;
 
 export interface ProxyDeps {
   broker: BrokerClient;
@@ -39,6 +47,8 @@ export interface ProxyDeps {
   topics: TopicRegistry;
   bus: Bus;
   log: Logger;
+  /** Live proxies (cluster mode, direct advertising). */
+  peers?: () => { id: number; host: string; port: number }[];
 }
 
 export interface ProxyContext extends ProxyDeps {

@@ -76,7 +76,8 @@ class Connection {
       if (size < 8 || size > this.o.maxRequestBytes) {
         return this.abort('frame_size', `request frame of ${size} bytes is outside [8, ${this.o.maxRequestBytes}] (socket.request.max.bytes)`);
       }
-      if (this.buffered < size + 4) return;
+      // Incomplete frame: wait for more, but still check for backpressure below.
+      if (this.buffered < size + 4) break;
       const all = this.chunks.length === 1 ? this.chunks[0] : this.flatten();
       const frame = all.subarray(4, size + 4);
       const rest = all.subarray(size + 4);

@@ -87,6 +87,11 @@ export async function initProducerId(ctx: ProxyContext, req: InitProducerIdReque
     const epoch = req.producerEpoch! + 1;
     if (epoch <= 32767) return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, producerId: req.producerId, producerEpoch: epoch };
   }
-  const r = await ctx.broker.initProducerId();
-  return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, producerId: r.producerId, producerEpoch: r.producerEpoch };
+  try {
+    const r = await ctx.broker.initProducerId();
+    return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, producerId: r.producerId, producerEpoch: r.producerEpoch };
+  } catch (err) {
+    ctx.log.warn({ err }, 'no producer id could be allocated');
+    return { throttleTimeMs: 0, errorCode: ErrorCode.COORDINATOR_NOT_AVAILABLE, producerId: -1n, producerEpoch: -1 };
+  }
 }

@@ -1,0 +1,212 @@
+// `skiff broker`, `skiff proxy` and `skiff cluster`: cluster mode on etcd, NATS and S3.
+// A broker owns what the controller assigns it and serves proxies over the Kafka protocol;
+// a proxy holds client connections and routes; neither keeps data of its own.
+import type { Logger } from 'pino';
+import { EtcdMetaStore } from '../meta/etcd-meta-store.js';
+import { NatsBus } from '../bus/nats-bus.js';
+import { TopicRegistry } from '../meta/topics.js';
+import { Keys } from '../meta/keys.js';
+import type { MetaStore } from '../meta/meta-store.js';
+import { Broker } from '../broker/broker.js';
+import { Controller } from '../broker/controller.js';
+import { SlotGroups } from '../broker/slot-groups.js';
+import { decodeAssignment, unitOfKey, type Registration } from '../broker/assignments.js';
+import { Proxy } from '../proxy/proxy.js';
+import { ClusterView } from '../proxy/cluster-view.js';
+import { BrokerConnections, RemoteBrokerClient } from '../proxy/remote-broker.js';
+import { RemoteGroups } from '../proxy/remote-groups.js';
+import { brokerConfig, clusterId, objectStore, proxyConfig, type Running } from './dev.js';
+import { startHttp } from './http.js';
+import { ConfigError, type Resolved } from './config.js';
+
+const list = (s: unknown) =>
+  String(s)
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+
+async function connect(c: Resolved, log: Logger) {
+  const meta = await EtcdMetaStore.connect({ hosts: list(c.etcd), logger: log.child({ component: 'etcd' }) });
+  const bus = await NatsBus.connect({ servers: list(c.nats), logger: log.child({ component: 'nats' }) });
+  return { meta, bus };
+}
+
+export interface BrokerProcess extends Running {
+  /** SIGTERM: ask to be drained, wait for the partitions to move away, then stop. */
+  drain(): Promise<void>;
+}
+
+export async function runBroker(c: Resolved, log: Logger, onFenced: () => void): Promise<BrokerProcess> {
+  if (!c.s3Bucket) throw new ConfigError('skiff broker keeps data in S3: set --s3-bucket (SKIFF_S3_BUCKET)');
+  const { meta, bus } = await connect(c, log);
+  const store = await objectStore(c, '', log);
+  const topics = await TopicRegistry.open(meta);
+  const id = await clusterId(meta);
+  const nodeId = Number(c.nodeId);
+  const broker = new Broker(brokerConfig(c, 'assigned'), { store, meta, bus, topics, log });
+  const groups = new SlotGroups(meta, nodeId, () => broker.registrationLease, log.child({ component: 'groups' }), {
+    initialRebalanceDelayMs: Number(c.groupInitialRebalanceDelayMs),
+  });
+  // The internal listener and HTTP come first: their ports go into the registration.
+  const server = new Proxy(proxyConfig({ ...c, autoCreateTopics: false }, id, 'service'), { broker, groups, topics, bus, log });
+  await server.start();
+  let ready = false;
+  let controller: Controller | undefined;
+  const http = await startHttp({
+    port: Number(c.httpPort),
+    log,
+    ready: () => ready && !broker.isFenced,
+    routes: {
+      '/v1/partitions': () => broker.partitions(),
+      '/v1/cluster': () => ({ clusterId: id, mode: 'broker', nodeId, controller: controller?.isLeader ?? false, groupSlots: groups.ownedSlots }),
+    },
+  });
+  broker.setAdvertise({ host: String(c.advertisedHost), port: Number(c.advertisedPort) || server.port, httpPort: http.port });
+  broker.onFenced = onFenced;
+  await broker.start();
+  controller = new Controller(meta, topics, nodeId, broker.registrationLease, log.child({ component: 'controller' }));
+  broker.gcAllowed = () => controller?.isLeader ?? false;
+  await controller.start();
+  await groups.start();
+  ready = true;
+  log.info({ clusterId: id, nodeId, kafkaPort: server.port, httpPort: http.port }, 'skiff broker is ready');
+
+  const stop = async () => {
+    ready = false;
+    await controller?.close();
+    await groups.close();
+    await server.close();
+    await broker.close();
+    await topics.close();
+    await http.close();
+    await bus.close();
+    await meta.close();
+    await store.close();
+  };
+  return {
+    kafkaPort: server.port,
+    httpPort: http.port,
+    stop,
+    async drain() {
+      ready = false;
+      // A leased marker: the controller moves everything off this broker.
+      await meta.put(Keys.draining(nodeId), Buffer.from('1'), { lease: broker.registrationLease.id });
+      const deadline = Date.now() + Number(c.drainTimeoutMs);
+      while ((broker.ownedCount > 0 || groups.ownedSlots.length > 0) && Date.now() < deadline && !broker.isFenced) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      log.info({ remaining: broker.ownedCount, slots: groups.ownedSlots.length }, 'drained');
+      await stop();
+    },
+  };
+}
+
+export async function runProxy(c: Resolved, log: Logger): Promise<Running> {
+  const mode = String(c.advertiseMode);
+  if (mode !== 'service' && mode !== 'direct') throw new ConfigError(`--advertise-mode (SKIFF_ADVERTISE_MODE) must be service or direct, got ${JSON.stringify(mode)}`);
+  const { meta, bus } = await connect(c, log);
+  const topics = await TopicRegistry.open(meta);
+  const view = await ClusterView.open(meta);
+  const id = await clusterId(meta);
+  const nodeId = Number(c.nodeId);
+  const connections = new BrokerConnections(`skiff-proxy-${nodeId}`);
+  const broker = new RemoteBrokerClient(view, topics, connections, log.child({ component: 'remote-broker' }));
+  const groups = new RemoteGroups(view, connections, log.child({ component: 'remote-groups' }));
+  const proxy = new Proxy(proxyConfig(c, id, mode), {
+    broker,
+    groups,
+    topics,
+    bus,
+    log,
+    peers: () => [...view.proxies.values()],
+  });
+  await proxy.start();
+  let ready = false;
+  const http = await startHttp({
+    port: Number(c.httpPort),
+    log,
+    ready: () => ready && view.brokers.size > 0,
+    routes: { '/v1/cluster': () => ({ clusterId: id, mode: 'proxy', nodeId, brokers: [...view.brokers.values()], proxies: [...view.proxies.values()] }) },
+  });
+  const lease = await meta.grantLease(Math.max(1, Number(c.leaseTtlSeconds ?? 5)));
+  const reg: Registration = { id: nodeId, host: String(c.advertisedHost), port: Number(c.advertisedPort) || proxy.port, httpPort: http.port, startedAt: Date.now() };
+  await meta.put(Keys.proxy(nodeId), Buffer.from(JSON.stringify(reg)), { lease: lease.id });
+  lease.onLost(() => {
+    // Registration only serves direct-mode Metadata; re-register rather than stop serving.
+    void meta
+      .grantLease(Math.max(1, Number(c.leaseTtlSeconds ?? 5)))
+      .then((l) => meta.put(Keys.proxy(nodeId), Buffer.from(JSON.stringify(reg)), { lease: l.id }))
+      .catch((err) => log.warn({ err }, 'proxy re-registration failed'));
+  });
+  ready = true;
+  log.info({ clusterId: id, nodeId, kafkaPort: proxy.port, httpPort: http.port, advertiseMode: mode }, 'skiff proxy is ready');
+  return {
+    kafkaPort: proxy.port,
+    httpPort: http.port,
+    async stop() {
+      ready = false;
+      await lease.revoke().catch(() => undefined);
+      await proxy.close();
+      connections.close();
+      await view.close();
+      await topics.close();
+      await http.close();
+      await bus.close();
+      await meta.close();
+    },
+  };
+}
+
+export interface ClusterStatus {
+  clusterId: string | null;
+  controller: number | null;
+  brokers: (Registration & { draining: boolean })[];
+  proxies: Registration[];
+  topics: { name: string; id: string; partitions: number }[];
+  assignments: { unit: string; topic?: string; partition?: number; slot?: number; broker: number; epoch: number }[];
+}
+
+export async function clusterStatus(meta: MetaStore): Promise<ClusterStatus> {
+  const parse = <T>(b: Buffer) => JSON.parse(b.toString()) as T;
+  const draining = new Set((await meta.getPrefix(Keys.drainingPrefix)).map((kv) => Number(kv.key.slice(Keys.drainingPrefix.length))));
+  const topics = (await meta.getPrefix(Keys.topicsPrefix)).map((kv) => parse<{ name: string; id: string; partitions: number }>(kv.value));
+  const names = new Map(topics.map((t) => [t.id, t.name]));
+  return {
+    clusterId: (await meta.get(Keys.cluster))?.value.toString() ?? null,
+    controller: ((v) => (v ? Number(v.value.toString()) : null))(await meta.get(Keys.controller)),
+    brokers: (await meta.getPrefix(Keys.brokersPrefix)).map((kv) => ({ ...parse<Registration>(kv.value), draining: draining.has(parse<Registration>(kv.value).id) })),
+    proxies: (await meta.getPrefix(Keys.proxiesPrefix)).map((kv) => parse<Registration>(kv.value)),
+    topics: topics.map((t) => ({ name: t.name, id: t.id, partitions: t.partitions })),
+    assignments: (await meta.getPrefix(Keys.assignPrefix)).map((kv) => {
+      const unit = unitOfKey(kv.key);
+      const a = decodeAssignment(kv.value);
+      const cut = unit.lastIndexOf('/');
+      const head = unit.slice(0, cut);
+      const n = Number(unit.slice(cut + 1));
+      return head === '__groups' ? { unit, slot: n, ...a } : { unit, topic: names.get(head) ?? head, partition: n, ...a };
+    }),
+  };
+}
+
+export async function printCluster(c: { etcd: string; json?: boolean }): Promise<void> {
+  const meta = await EtcdMetaStore.connect({ hosts: list(c.etcd) });
+  try {
+    const s = await clusterStatus(meta);
+    if (c.json) {
+      console.log(JSON.stringify(s, null, 2));
+      return;
+    }
+    console.log(`cluster ${s.clusterId ?? '(none)'}  controller: broker ${s.controller ?? '(none)'}`);
+    console.log('\nBROKER\tADDRESS\tHTTP\tPARTITIONS\tSLOTS\tDRAINING');
+    for (const b of s.brokers) {
+      const mine = s.assignments.filter((a) => a.broker === b.id);
+      console.log([b.id, `${b.host}:${b.port}`, b.httpPort, mine.filter((a) => a.slot === undefined).length, mine.filter((a) => a.slot !== undefined).length, b.draining].join('\t'));
+    }
+    console.log('\nPROXY\tADDRESS\tHTTP');
+    for (const p of s.proxies) console.log([p.id, `${p.host}:${p.port}`, p.httpPort].join('\t'));
+    console.log('\nTOPIC\tPARTITION\tBROKER\tEPOCH');
+    for (const a of s.assignments.filter((x) => x.slot === undefined)) console.log([a.topic, a.partition, a.broker, a.epoch].join('\t'));
+  } finally {
+    await meta.close();
+  }
+}
