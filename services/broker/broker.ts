@@ -962,17 +962,31 @@ export class Broker implements BrokerClient {
     clearInterval(this.maintenanceTimer);
     clearInterval(this.gcTimer);
     clearTimeout(this.syncTimer);
-    await this.assignWatch?.close().catch(() => undefined);
-    await this.lockWatch?.close().catch(() => undefined);
+    // With the metadata store gone (the usual reason to be fenced) nothing here may hang.
+    await bounded(this.assignWatch?.close());
+    await bounded(this.lockWatch?.close());
     for (const w of this.lockWaiters.values()) w();
     for (const p of this.partitionsByKey.values()) if (p.state === 'Online') p.transition('Draining', 'shutdown');
     if (!this.fenced) {
       await this.flusher?.close();
       await this.checkpoint().catch((err) => this.log.warn({ err }, 'final checkpoint failed'));
+    } else {
+      this.flusher?.abort();
     }
-    for (const p of this.partitionsByKey.values()) p.transition('Offline', 'shutdown');
-    await this.lease?.revoke().catch(() => undefined);
+    for (const p of [...this.partitionsByKey.values()]) {
+      p.transition('Offline', 'shutdown');
+      this.forget(p);
+    }
+    await bounded(this.lease?.revoke());
   }
+}
+
+/** Waits for a cleanup step at most a couple of seconds, ignoring its failure. */
+export async function bounded(step: Promise<unknown> | undefined, ms = 2000): Promise<void> {
+  if (!step) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([step.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
 
 export class TimeoutError extends Error {

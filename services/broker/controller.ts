@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Lease, MetaStore, Op, Watch } from '../meta/meta-store.js';
 import type { TopicRegistry } from '../meta/topics.js';
 import { Keys } from '../meta/keys.js';
+import { bounded } from './broker.js';
 import { GROUP_SLOTS, decodeAssignment, encodeAssignment, keyOfUnit, partitionUnit, slotUnit, unitOfKey, type Assignment, type Unit } from './assignments.js';
 
 const TXN_OPS = 100;
@@ -22,7 +23,7 @@ export class Controller {
     private readonly meta: MetaStore,
     private readonly topics: TopicRegistry,
     private readonly brokerId: number,
-    private readonly lease: Lease,
+    private readonly lease: () => Lease,
     private readonly log: Logger,
   ) {}
 
@@ -43,7 +44,7 @@ export class Controller {
     if (this.closed) return;
     const res = await this.meta.txn(
       [{ key: Keys.controller, target: 'exists', value: false }],
-      [{ type: 'put', key: Keys.controller, value: Buffer.from(String(this.brokerId)), lease: this.lease.id }],
+      [{ type: 'put', key: Keys.controller, value: Buffer.from(String(this.brokerId)), lease: this.lease().id }],
     );
     const holder = await this.meta.get(Keys.controller);
     this.leader = res.succeeded || holder?.value.toString() === String(this.brokerId);
@@ -155,7 +156,7 @@ export class Controller {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
-    for (const w of this.watches) await w.close().catch(() => undefined);
-    if (this.leader) await this.meta.delete(Keys.controller).catch(() => undefined);
+    for (const w of this.watches) await bounded(w.close());
+    if (this.leader) await bounded(this.meta.delete(Keys.controller));
   }
 }

@@ -201,6 +201,14 @@ export class Flusher {
     await new Promise<void>((r) => this.idleWaiters.push(r));
   }
 
+  /** Fenced: stop flushing; in-flight steps give up instead of retrying. */
+  abort(): void {
+    this.fenced = true;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
   async close(): Promise<void> {
     await this.drain();
     this.closed = true;

@@ -7,6 +7,7 @@ import type { Lease, MetaStore, Watch } from '../meta/meta-store.js';
 import { Keys } from '../meta/keys.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { GroupCoordinator, type GroupCoordinatorOptions } from './group-coordinator.js';
+import { bounded } from './broker.js';
 import type { GroupService } from './group-service.js';
 import { decodeAssignment, parseUnit, slotOf, unitOfKey } from './assignments.js';
 
@@ -145,8 +146,8 @@ export class SlotGroups implements GroupService {
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.watch?.close().catch(() => undefined);
-    for (const c of this.slots.values()) await c.close();
+    await bounded(this.watch?.close());
+    for (const c of this.slots.values()) await bounded(c.close());
     this.slots.clear();
   }
 }

@@ -36,47 +36,115 @@ export interface BrokerProcess extends Running {
   drain(): Promise<void>;
 }
 
-export async function runBroker(c: Resolved, log: Logger, onFenced: () => void): Promise<BrokerProcess> {
+/**
+ * Forwards every property to whatever `target()` returns now, so that long-lived parts (the
+ * listener, HTTP routes) keep working across broker generations.
+ */
+function forward<T extends object>(target: () => T): T {
+  return new globalThis.Proxy({} as T, {
+    get(_, key) {
+      const t = target();
+      const v = Reflect.get(t, key, t);
+      return typeof v === 'function' ? v.bind(t) : v;
+    },
+  });
+}
+
+interface Generation {
+  broker: Broker;
+  groups: SlotGroups;
+  controller: Controller;
+}
+
+export async function runBroker(c: Resolved, log: Logger): Promise<BrokerProcess> {
   if (!c.s3Bucket) throw new ConfigError('skiff broker keeps data in S3: set --s3-bucket (SKIFF_S3_BUCKET)');
   const { meta, bus } = await connect(c, log);
   const store = await objectStore(c, '', log);
   const topics = await TopicRegistry.open(meta);
   const id = await clusterId(meta);
   const nodeId = Number(c.nodeId);
-  const broker = new Broker(brokerConfig(c, 'assigned'), { store, meta, bus, topics, log });
-  const groups = new SlotGroups(meta, nodeId, () => broker.registrationLease, log.child({ component: 'groups' }), {
-    initialRebalanceDelayMs: Number(c.groupInitialRebalanceDelayMs),
-  });
-  // The internal listener and HTTP come first: their ports go into the registration.
-  const server = new Proxy(proxyConfig({ ...c, autoCreateTopics: false }, id, 'service'), { broker, groups, topics, bus, log });
-  await server.start();
+  let gen: Generation | undefined;
   let ready = false;
-  let controller: Controller | undefined;
+  let stopping = false;
+
+  const newGeneration = (): Generation => {
+    const broker = new Broker(brokerConfig(c, 'assigned'), { store, meta, bus, topics, log });
+    const groups = new SlotGroups(meta, nodeId, () => broker.registrationLease, log.child({ component: 'groups' }), {
+      initialRebalanceDelayMs: Number(c.groupInitialRebalanceDelayMs),
+    });
+    const controller = new Controller(meta, topics, nodeId, () => broker.registrationLease, log.child({ component: 'controller' }));
+    broker.gcAllowed = () => controller.isLeader;
+    return { broker, groups, controller };
+  };
+  // The listener and HTTP outlive generations; their ports go into every registration.
+  gen = newGeneration();
+  const server = new Proxy(proxyConfig({ ...c, autoCreateTopics: false }, id, 'service'), {
+    broker: forward(() => gen!.broker),
+    groups: forward(() => gen!.groups),
+    topics,
+    bus,
+    log,
+  });
+  await server.start();
   const http = await startHttp({
     port: Number(c.httpPort),
     log,
-    ready: () => ready && !broker.isFenced,
+    ready: () => ready && !gen!.broker.isFenced,
     routes: {
-      '/v1/partitions': () => broker.partitions(),
-      '/v1/cluster': () => ({ clusterId: id, mode: 'broker', nodeId, controller: controller?.isLeader ?? false, groupSlots: groups.ownedSlots }),
+      '/v1/partitions': () => gen!.broker.partitions(),
+      '/v1/cluster': () => ({ clusterId: id, mode: 'broker', nodeId, controller: gen!.controller.isLeader, groupSlots: gen!.groups.ownedSlots }),
     },
   });
-  broker.setAdvertise({ host: String(c.advertisedHost), port: Number(c.advertisedPort) || server.port, httpPort: http.port });
-  broker.onFenced = onFenced;
-  await broker.start();
-  controller = new Controller(meta, topics, nodeId, broker.registrationLease, log.child({ component: 'controller' }));
-  broker.gcAllowed = () => controller?.isLeader ?? false;
-  await controller.start();
-  await groups.start();
+  const advertise = { host: String(c.advertisedHost), port: Number(c.advertisedPort) || server.port, httpPort: http.port };
+
+  const start = async (g: Generation) => {
+    g.broker.setAdvertise(advertise);
+    g.broker.onFenced = () => void rejoin(g);
+    await g.broker.start();
+    await g.controller.start();
+    await g.groups.start();
+  };
+
+  /**
+   * A fenced broker holds nothing any more: it drops the generation (no flush, its writes
+   * could not commit anyway) and joins again with a new lease, retrying while the metadata
+   * store is unreachable. To the cluster it is a broker that restarted.
+   */
+  const rejoin = async (old: Generation) => {
+    if (gen !== old || stopping) return;
+    log.error({ nodeId }, 'broker fenced: rejoining with a new registration');
+    ready = false;
+    await old.controller.close().catch(() => undefined);
+    await old.groups.close().catch(() => undefined);
+    await old.broker.close().catch(() => undefined);
+    for (let attempt = 0; !stopping; attempt++) {
+      const next = newGeneration();
+      gen = next;
+      try {
+        await start(next);
+        ready = true;
+        log.info({ nodeId, attempt }, 'broker rejoined');
+        return;
+      } catch (err) {
+        log.warn({ err, attempt }, 'rejoin failed; retrying');
+        await next.controller.close().catch(() => undefined);
+        await next.broker.close().catch(() => undefined);
+        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
+      }
+    }
+  };
+
+  await start(gen);
   ready = true;
   log.info({ clusterId: id, nodeId, kafkaPort: server.port, httpPort: http.port }, 'skiff broker is ready');
 
   const stop = async () => {
+    stopping = true;
     ready = false;
-    await controller?.close();
-    await groups.close();
+    await gen!.controller.close();
+    await gen!.groups.close();
     await server.close();
-    await broker.close();
+    await gen!.broker.close();
     await topics.close();
     await http.close();
     await bus.close();
@@ -89,13 +157,15 @@ export async function runBroker(c: Resolved, log: Logger, onFenced: () => void):
     stop,
     async drain() {
       ready = false;
+      const g = gen!;
       // A leased marker: the controller moves everything off this broker.
-      await meta.put(Keys.draining(nodeId), Buffer.from('1'), { lease: broker.registrationLease.id });
+      await meta.put(Keys.draining(nodeId), Buffer.from('1'), { lease: g.broker.registrationLease.id });
       const deadline = Date.now() + Number(c.drainTimeoutMs);
-      while ((broker.ownedCount > 0 || groups.ownedSlots.length > 0) && Date.now() < deadline && !broker.isFenced) {
+      const others = async () => (await meta.getPrefix(Keys.brokersPrefix)).length > (await meta.getPrefix(Keys.drainingPrefix)).length;
+      while ((g.broker.ownedCount > 0 || g.groups.ownedSlots.length > 0) && Date.now() < deadline && !g.broker.isFenced && (await others())) {
         await new Promise((r) => setTimeout(r, 50));
       }
-      log.info({ remaining: broker.ownedCount, slots: groups.ownedSlots.length }, 'drained');
+      log.info({ remaining: g.broker.ownedCount, slots: g.groups.ownedSlots.length }, 'drained');
       await stop();
     },
   };

@@ -65,13 +65,7 @@ function serve(scope: 'dev' | 'broker' | 'proxy', run: (c: Resolved, log: Return
 addSettings(program.command('dev').description('proxy, broker and coordinator in one process on a local data directory'), 'dev').action(serve('dev', runDev));
 
 addSettings(program.command('broker').description('cluster mode: a broker on etcd, NATS and S3'), 'broker').action(
-  serve('broker', (c, log) =>
-    runBroker(c, log, () => {
-      // A fenced broker may hold nothing: it leaves, and its orchestrator starts it afresh.
-      log.error('broker fenced: exiting so that a fresh instance can rejoin');
-      setTimeout(() => process.exit(3), 200);
-    }),
-  ),
+  serve('broker', runBroker),
 );
 
 addSettings(program.command('proxy').description('cluster mode: a stateless Kafka proxy'), 'proxy').action(serve('proxy', runProxy));

@@ -112,18 +112,17 @@ export class RemoteBrokerClient implements BrokerClient {
         timeoutMs: batch.timeoutMs,
         topicData: [...byTopic].map(([name, parts]) => ({ name, partitionData: parts.map((p) => ({ index: p.partition, records: p.records })) })),
       });
-      const answers = new Map<string, ProduceResult>();
-      for (const t of res.responses) {
-        for (const p of t.partitionResponses) {
-          answers.set(`${t.name}/${p.index}`, {
-            errorCode: p.errorCode,
-            baseOffset: Number(p.baseOffset),
-            logStartOffset: Number(p.logStartOffset ?? -1n),
-            errorMessage: p.errorMessage ?? undefined,
-          });
-        }
-      }
-      for (const p of batch.parts) p.resolve(answers.get(`${p.topic}/${p.partition}`) ?? unavailable());
+      // Answers come in request order. One partition may appear twice (two client requests
+      // merged), so they are matched by position, never by (topic, partition).
+      const groups = [...byTopic.values()];
+      groups.forEach((parts, i) => {
+        const answers = res.responses[i]?.partitionResponses ?? [];
+        parts.forEach((p, j) => {
+          const a = answers[j];
+          if (!a || a.index !== p.partition) return p.resolve(unavailable());
+          p.resolve({ errorCode: a.errorCode, baseOffset: Number(a.baseOffset), logStartOffset: Number(a.logStartOffset ?? -1n), errorMessage: a.errorMessage ?? undefined });
+        });
+      });
     } catch (err) {
       this.log.debug({ err, brokerId }, 'produce to broker failed');
       for (const p of batch.parts) p.resolve(unavailable());
