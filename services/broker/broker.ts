@@ -922,12 +922,23 @@ export class Broker implements BrokerClient {
    */
   async collectGarbage(): Promise<number> {
     const referenced = new Set<string>();
+    // Commit records of any broker (one that died leaves its own behind) go once current
+    // checkpoints cover every range in them; the rest keep their objects referenced.
+    const covered = new Map<string, number>();
+    for (const kv of await this.deps.meta.getPrefix(Keys.ckptPrefix)) {
+      const c = decodeCheckpoint(kv.value);
+      covered.set(kv.key.slice(Keys.ckptPrefix.length), c.highWatermark);
+    }
     for (const kv of await this.deps.meta.getPrefix(Keys.walPrefix)) {
+      let rec;
       try {
-        referenced.add(decodeCommitRecord(kv.value).objectKey);
+        rec = decodeCommitRecord(kv.value);
       } catch {
         return 0; // An unreadable record could hide a reference: delete nothing.
       }
+      const done = rec.extents.every((e) => !this.deps.topics.getById(e.topicId) || (covered.get(`${e.topicId}/${e.partition}`) ?? -1) > e.lastOffset);
+      if (done) await this.deps.meta.delete(kv.key);
+      else referenced.add(rec.objectKey);
     }
     for (const kv of await this.deps.meta.getPrefix(Keys.ckptPrefix)) {
       const c = decodeCheckpoint(kv.value);
