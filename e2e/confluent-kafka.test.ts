@@ -85,6 +85,50 @@ describe('confluent-kafka-python (librdkafka 2.0.2)', () => {
     for (const [value, p, o] of produced.acked) expect(readAt.get(`${p}/${o}`)).toBe(value);
   });
 
+  for (const strategy of ['range', 'roundrobin', 'cooperative-sticky']) {
+    it(`shares partitions with the client-side ${strategy} assignor as members join`, async () => {
+      const topic = `py-assign-${strategy}`;
+      const partitions = 4;
+      await createTopic(topic, partitions);
+      const events = (p: Proc) => p.json<GroupEvent>();
+      // Cooperative assignors hand out increments: a member's holdings are what it was given minus what it gave back.
+      const holding = (p: Proc) => {
+        const held = new Set<number>();
+        for (const e of events(p)) {
+          if (e.event === 'assigned') for (const x of e.partitions!) held.add(x);
+          if (e.event === 'revoked') for (const x of e.partitions!) held.delete(x);
+        }
+        return [...held];
+      };
+      const first = Proc.python('a1', 'group_consumer.py', [server().bootstrap, `g-${strategy}`, topic, 'a1', strategy]);
+      const members = [first];
+      try {
+        await until('the first member to hold every partition', () => holding(first).length === partitions, 30_000, 50);
+        members.push(Proc.python('a2', 'group_consumer.py', [server().bootstrap, `g-${strategy}`, topic, 'a2', strategy]));
+        await until(
+          'two members splitting the partitions 2 + 2',
+          () => members.every((m) => holding(m).length === 2) && new Set(members.flatMap(holding)).size === partitions,
+          30_000,
+          50,
+        );
+        const produced = await pythonJson<ProduceResult>('produce.py', [server().bootstrap, topic, '200', '--round-robin', String(partitions), '--id-prefix', `${strategy}-`]);
+        const ids = produced.acked.map(([v]) => v);
+        await until(
+          'the two members to consume every message',
+          () => {
+            const got = new Set(members.flatMap((m) => events(m).filter((e) => e.event === 'message').map((e) => e.value!)));
+            return ids.every((id) => got.has(id));
+          },
+          30_000,
+          100,
+        );
+        for (const m of members) expect(events(m).filter((e) => e.event === 'error')).toEqual([]);
+      } finally {
+        for (const m of members) await m.stop('SIGTERM').catch(() => undefined);
+      }
+    });
+  }
+
   it('keeps consuming every message when one of three group members is SIGKILLed, and commits up to the end', async () => {
     const topic = 'py-group';
     const group = 'py-group-1';

@@ -1,6 +1,6 @@
 """A member of a consumer group that reports everything it does as JSON lines.
 
-usage: group_consumer.py BOOTSTRAP GROUP TOPIC NAME
+usage: group_consumer.py BOOTSTRAP GROUP TOPIC NAME [ASSIGNMENT-STRATEGY]
 Prints {"event": "assigned"|"revoked", "partitions": [...]} on rebalances and
 {"event": "message", "value": ..., "partition": p, "offset": o} per message. On SIGTERM
 it commits synchronously, closes (leaving the group) and prints {"event": "closed"}.
@@ -22,6 +22,7 @@ def on_term(signum, frame):
 
 def main():
     bootstrap, group, topic, name = sys.argv[1:5]
+    strategy = sys.argv[5] if len(sys.argv) > 5 else "range,roundrobin"
     signal.signal(signal.SIGTERM, on_term)
     consumer = Consumer(base_config(bootstrap, **{
         "group.id": group,
@@ -33,6 +34,7 @@ def main():
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 500,
         "max.poll.interval.ms": 60000,
+        "partition.assignment.strategy": strategy,
     }))
 
     def on_assign(c, partitions):
