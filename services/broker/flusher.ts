@@ -129,7 +129,7 @@ export class Flusher {
         chunks: entries.map((e) => e.buf),
       };
     });
-    const { body, extents, index } = buildWalObject(parts);
+    const { body, size, extents, index } = buildWalObject(parts);
     const put = this.retry('put', () => this.o.store.put(objectKey, body));
     // Commits go in flush order: a later flush never becomes visible before an earlier one.
     const commit = this.chain.then(async () => {
@@ -171,7 +171,7 @@ export class Flusher {
     this.unflushedBytes -= job.bytes;
     m.unflushedBytes.set(this.unflushedBytes);
     m.flushes.inc();
-    m.flushBytes.observe(body.length);
+    m.flushBytes.observe(size);
     m.flushSeconds.observe((performance.now() - started) / 1000);
     this.onCommitted?.(job.parts, name);
   }

@@ -24,7 +24,7 @@ export class FsObjectStore implements ObjectStore {
     this.root = path.resolve(rootDir);
   }
 
-  async put(key: string, body: Buffer): Promise<void> {
+  async put(key: string, body: Buffer | Buffer[]): Promise<void> {
     const file = this.pathOf(key);
     const dir = path.dirname(file);
     const tmp = path.join(dir, TEMP_PREFIX + randomBytes(8).toString('hex'));
@@ -181,12 +181,23 @@ export class FsObjectStore implements ObjectStore {
   }
 }
 
-async function writeAll(fh: FileHandle, body: Buffer): Promise<void> {
-  // One write() for the whole buffer; the loop only matters for short writes (>2 GiB, full disk).
-  let done = 0;
-  while (done < body.length) {
-    const { bytesWritten } = await fh.write(body, done, body.length - done, done);
-    done += bytesWritten;
+async function writeAll(fh: FileHandle, body: Buffer | Buffer[]): Promise<void> {
+  // One vectored write for all the chunks; the loop only matters for short writes.
+  let chunks = (Array.isArray(body) ? body : [body]).filter((b) => b.length > 0);
+  let position = 0;
+  while (chunks.length > 0) {
+    const { bytesWritten } = await fh.writev(chunks.slice(0, 1024), position);
+    position += bytesWritten;
+    let left = bytesWritten;
+    while (left > 0 && chunks.length > 0) {
+      if (chunks[0].length <= left) {
+        left -= chunks[0].length;
+        chunks = chunks.slice(1);
+      } else {
+        chunks = [chunks[0].subarray(left), ...chunks.slice(1)];
+        left = 0;
+      }
+    }
   }
 }
 

@@ -16,8 +16,12 @@ export interface ObjectInfo {
 }
 
 export interface ObjectStore {
-  /** Writes the whole object; resolves once it is durable. Overwrites are not used by Skiff. */
-  put(key: string, body: Buffer): Promise<void>;
+  /**
+   * Writes the whole object; resolves once it is durable. Overwrites are not used by Skiff.
+   * A list of buffers is the object's bytes in order: callers hand over batches without
+   * concatenating them first.
+   */
+  put(key: string, body: Buffer | Buffer[]): Promise<void>;
   /** Reads the object, or a byte range of it. Rejects with ObjectNotFoundError when absent. */
   get(key: string, range?: ByteRange): Promise<Buffer>;
   /** Size of the object, or undefined when absent. */

@@ -148,7 +148,9 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async put(key: string, body: Buffer): Promise<void> {
+  async put(key: string, chunks: Buffer | Buffer[]): Promise<void> {
+    // The network is the bottleneck here; one contiguous body keeps MD5 and retries simple.
+    const body = Array.isArray(chunks) ? Buffer.concat(chunks) : chunks;
     if (body.length > this.multipartThreshold) {
       await this.putMultipart(key, body);
       return;

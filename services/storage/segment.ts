@@ -36,28 +36,40 @@ export function segmentKey(topicId: string, partition: number, baseOffset: numbe
   return `segments/${topicId}/${partition}/${String(baseOffset).padStart(20, '0')}-${String(lastOffset).padStart(20, '0')}.seg`;
 }
 
-/** Builds a segment from whole batches (already offset-assigned, in offset order). */
-export function buildSegment(chunks: Buffer[], blockBytes: number): { body: Buffer; blocks: SegmentBlock[]; dataLength: number; indexLength: number } {
-  const data = Buffer.concat(chunks);
+/**
+ * Builds a segment from chunks of whole batches (already offset-assigned, in offset order).
+ * Blocks never span two chunks, so each block's CRC is taken over one buffer, and the body
+ * is returned as the list of its parts: the batches are never copied.
+ */
+export function buildSegment(chunks: Buffer[], blockBytes: number): { body: Buffer[]; blocks: SegmentBlock[]; dataLength: number; indexLength: number } {
   const blocks: SegmentBlock[] = [];
-  let cur: SegmentBlock | undefined;
-  for (const b of batchesOf(data)) {
-    const last = b.baseOffset + b.lastOffsetDelta;
-    if (!cur || cur.length >= blockBytes) {
-      if (cur) blocks.push(cur);
-      cur = { baseOffset: b.baseOffset, lastOffset: last, position: b.position, length: 0, maxTimestamp: -1, crc: 0 };
+  let base = 0;
+  for (const chunk of chunks) {
+    let cur: SegmentBlock | undefined;
+    let start = 0;
+    const close = () => {
+      if (!cur) return;
+      cur.crc = crc32c(chunk.subarray(start, start + cur.length));
+      blocks.push(cur);
+    };
+    let seen = 0;
+    for (const b of batchesOf(chunk)) {
+      const last = b.baseOffset + b.lastOffsetDelta;
+      if (!cur || cur.length >= blockBytes) {
+        close();
+        start = b.position;
+        cur = { baseOffset: b.baseOffset, lastOffset: last, position: base + b.position, length: 0, maxTimestamp: -1, crc: 0 };
+      }
+      cur.length += b.size;
+      cur.lastOffset = last;
+      if (b.maxTimestamp > cur.maxTimestamp) cur.maxTimestamp = b.maxTimestamp;
+      seen = b.position + b.size;
     }
-    cur.length += b.size;
-    cur.lastOffset = last;
-    if (b.maxTimestamp > cur.maxTimestamp) cur.maxTimestamp = b.maxTimestamp;
+    close();
+    if (seen !== chunk.length) throw new StorageFormatError('segment data holds a partial batch');
+    base += chunk.length;
   }
-  if (cur) blocks.push(cur);
-  let dataLength = 0;
-  for (const blk of blocks) {
-    blk.crc = crc32c(data.subarray(blk.position, blk.position + blk.length));
-    dataLength = blk.position + blk.length;
-  }
-  if (dataLength !== data.length) throw new StorageFormatError('segment data holds a partial batch');
+  const dataLength = base;
   const index = Buffer.allocUnsafe(blocks.length * ENTRY_SIZE);
   let at = 0;
   for (const blk of blocks) {
@@ -76,7 +88,7 @@ export function buildSegment(chunks: Buffer[], blockBytes: number): { body: Buff
   t = trailer.writeBigInt64BE(BigInt(blocks[blocks.length - 1]?.lastOffset ?? -1), t);
   t = trailer.writeBigInt64BE(BigInt(dataLength), t);
   MAGIC.copy(trailer, t);
-  return { body: Buffer.concat([data, index, trailer]), blocks, dataLength, indexLength: index.length };
+  return { body: [...chunks, index, trailer], blocks, dataLength, indexLength: index.length };
 }
 
 /** Decodes the index section (bytes [dataLength, dataLength + indexLength + trailer)). */

@@ -121,10 +121,13 @@ export interface WalPart {
   chunks: Buffer[];
 }
 
-/** Lays out one WAL object: data, index, trailer (index length, index CRC, magic). */
-export function buildWalObject(parts: WalPart[]): { body: Buffer; extents: Extent[]; index: Buffer } {
+/**
+ * Lays out one WAL object: data, index, trailer (index length, index CRC, magic). The body
+ * is returned as the list of its parts, in order: the batches are never copied.
+ */
+export function buildWalObject(parts: WalPart[]): { body: Buffer[]; size: number; extents: Extent[]; index: Buffer } {
   const extents: Extent[] = [];
-  const buffers: Buffer[] = [];
+  const body: Buffer[] = [];
   let position = 0;
   for (const part of parts) {
     let length = 0;
@@ -132,7 +135,7 @@ export function buildWalObject(parts: WalPart[]): { body: Buffer; extents: Exten
     for (const c of part.chunks) {
       crc = crc32c(c, crc);
       length += c.length;
-      buffers.push(c);
+      body.push(c);
     }
     extents.push({ ...part.extent, position, length, crc });
     position += length;
@@ -142,8 +145,8 @@ export function buildWalObject(parts: WalPart[]): { body: Buffer; extents: Exten
   trailer.writeUInt32BE(index.length, 0);
   trailer.writeUInt32BE(crc32c(index), 4);
   TRAILER_MAGIC.copy(trailer, 8);
-  buffers.push(index, trailer);
-  return { body: Buffer.concat(buffers, position + index.length + TRAILER_SIZE), extents, index };
+  body.push(index, trailer);
+  return { body, size: position + index.length + TRAILER_SIZE, extents, index };
 }
 
 /** Reads the index back from a whole WAL object (used by GC and recovery tooling). */

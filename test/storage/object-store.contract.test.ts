@@ -32,6 +32,14 @@ function objectStoreContract(name: string, harness: () => StoreHarness): void {
       await store.close();
     });
 
+    it('stores a list of buffers as one object, in order', async () => {
+      const { store } = harness();
+      const parts = [Buffer.from('head-'), Buffer.alloc(0), randomBytes(3 << 20), Buffer.from('-tail')];
+      await store.put('chunks/one', parts);
+      expect((await store.get('chunks/one')).equals(Buffer.concat(parts))).toBe(true);
+      expect((await store.get('chunks/one', { start: 3, end: 12 })).equals(Buffer.concat(parts).subarray(3, 12))).toBe(true);
+    });
+
     it('stores an empty object', async () => {
       const store = await harness().open();
       await store.put('empty', Buffer.alloc(0));
