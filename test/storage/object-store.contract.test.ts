@@ -33,11 +33,12 @@ function objectStoreContract(name: string, harness: () => StoreHarness): void {
     });
 
     it('stores a list of buffers as one object, in order', async () => {
-      const { store } = harness();
+      const store = await harness().open();
       const parts = [Buffer.from('head-'), Buffer.alloc(0), randomBytes(3 << 20), Buffer.from('-tail')];
       await store.put('chunks/one', parts);
       expect((await store.get('chunks/one')).equals(Buffer.concat(parts))).toBe(true);
       expect((await store.get('chunks/one', { start: 3, end: 12 })).equals(Buffer.concat(parts).subarray(3, 12))).toBe(true);
+      await store.close();
     });
 
     it('stores an empty object', async () => {
