@@ -137,7 +137,18 @@ export class Broker implements BrokerClient {
       for (const t of this.deps.topics.list()) await this.openTopic(t, wal);
       this.unsubscribeTopics = this.deps.topics.onChange((kind, t) => void this.onTopicChange(kind, t));
     } else {
-      this.assignWatch = await meta.watchPrefix(Keys.assignPrefix, () => this.scheduleSync());
+      this.assignWatch = await meta.watchPrefix(Keys.assignPrefix, (ev) => {
+        // Kept current here, not only per sync pass: a lock wait must stop as soon as the
+        // partition is assigned elsewhere, even while a pass is still running.
+        const u = parseUnit(unitOfKey(ev.key));
+        if (u.kind === 'partition') {
+          const key = `${u.topicId}/${u.partition}`;
+          const a = ev.type === 'put' && ev.value ? decodeAssignment(ev.value) : undefined;
+          if (a && a.broker === this.cfg.brokerId) this.assigned.set(key, a.epoch);
+          else this.assigned.delete(key);
+        }
+        this.scheduleSync();
+      });
       this.unsubscribeTopics = this.deps.topics.onChange((kind, t) => kind === 'deleted' && void this.dropTopic(t));
       await this.syncAssignments();
     }

@@ -19,6 +19,7 @@ const NOT_COORD = ErrorCode.NOT_COORDINATOR;
 export class SlotGroups implements GroupService {
   private readonly slots = new Map<number, GroupCoordinator>();
   private readonly opening = new Set<number>();
+  private assigned = new Set<number>();
   private watch?: Watch;
   private syncing: Promise<void> = Promise.resolve();
   private closed = false;
@@ -32,7 +33,15 @@ export class SlotGroups implements GroupService {
   ) {}
 
   async start(): Promise<void> {
-    this.watch = await this.meta.watchPrefix(Keys.assignPrefix + '__groups/', () => void this.sync());
+    this.watch = await this.meta.watchPrefix(Keys.assignPrefix + '__groups/', (ev) => {
+      // Kept current here so that a lock wait ends as soon as the slot is assigned elsewhere.
+      const u = parseUnit(unitOfKey(ev.key));
+      if (u.kind === 'slot') {
+        if (ev.type === 'put' && ev.value && decodeAssignment(ev.value).broker === this.brokerId) this.assigned.add(u.slot);
+        else this.assigned.delete(u.slot);
+      }
+      void this.sync();
+    });
     await this.sync();
   }
 
@@ -59,7 +68,8 @@ export class SlotGroups implements GroupService {
       await this.meta.txn([{ key: Keys.slotLock(slot), target: 'value', op: '==', value: this.me }], [{ type: 'delete', key: Keys.slotLock(slot) }]);
       this.log.info({ slot }, 'group slot released');
     }
-    await Promise.all([...mine].filter((s) => !this.slots.has(s) && !this.opening.has(s)).map((s) => this.open(s, () => mine.has(s))));
+    this.assigned = mine;
+    await Promise.all([...mine].filter((s) => !this.slots.has(s) && !this.opening.has(s)).map((s) => this.open(s, () => this.assigned.has(s))));
   }
 
   private get me(): Buffer {

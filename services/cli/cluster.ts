@@ -6,7 +6,7 @@ import { EtcdMetaStore } from '../meta/etcd-meta-store.js';
 import { NatsBus } from '../bus/nats-bus.js';
 import { TopicRegistry } from '../meta/topics.js';
 import { Keys } from '../meta/keys.js';
-import type { MetaStore } from '../meta/meta-store.js';
+import type { Lease, MetaStore } from '../meta/meta-store.js';
 import { Broker } from '../broker/broker.js';
 import { Controller } from '../broker/controller.js';
 import { SlotGroups } from '../broker/slot-groups.js';
@@ -198,16 +198,30 @@ export async function runProxy(c: Resolved, log: Logger): Promise<Running> {
     ready: () => ready && view.brokers.size > 0,
     routes: { '/v1/cluster': () => ({ clusterId: id, mode: 'proxy', nodeId, brokers: [...view.brokers.values()], proxies: [...view.proxies.values()] }) },
   });
-  const lease = await meta.grantLease(Math.max(1, Number(c.leaseTtlSeconds ?? 5)));
+  const ttl = Math.max(1, Number(c.leaseTtlSeconds ?? 5));
   const reg: Registration = { id: nodeId, host: String(c.advertisedHost), port: Number(c.advertisedPort) || proxy.port, httpPort: http.port, startedAt: Date.now() };
-  await meta.put(Keys.proxy(nodeId), Buffer.from(JSON.stringify(reg)), { lease: lease.id });
-  lease.onLost(() => {
-    // Registration only serves direct-mode Metadata; re-register rather than stop serving.
-    void meta
-      .grantLease(Math.max(1, Number(c.leaseTtlSeconds ?? 5)))
-      .then((l) => meta.put(Keys.proxy(nodeId), Buffer.from(JSON.stringify(reg)), { lease: l.id }))
-      .catch((err) => log.warn({ err }, 'proxy re-registration failed'));
-  });
+  let lease: Lease | undefined;
+  let stopping = false;
+  // Registration only feeds direct-mode Metadata: a lost lease means registering again, for
+  // as long as it takes (etcd may be down), never to stop serving.
+  const register = async (): Promise<void> => {
+    for (let attempt = 0; !stopping; attempt++) {
+      try {
+        const l = await meta.grantLease(ttl);
+        await meta.put(Keys.proxy(nodeId), Buffer.from(JSON.stringify(reg)), { lease: l.id });
+        lease = l;
+        l.onLost(() => void register());
+        if (attempt > 0) log.info({ attempt }, 'proxy registered again');
+        return;
+      } catch (err) {
+        log.warn({ err, attempt }, 'proxy registration failed; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
+      }
+    }
+  };
+  await register();
+  // In-flight requests to a broker that left fail now, not at the client's timeout.
+  view.onChange(() => connections.prune(new Set(view.brokers.keys())));
   ready = true;
   log.info({ clusterId: id, nodeId, kafkaPort: proxy.port, httpPort: http.port, advertiseMode: mode }, 'skiff proxy is ready');
   return {
@@ -215,7 +229,8 @@ export async function runProxy(c: Resolved, log: Logger): Promise<Running> {
     httpPort: http.port,
     async stop() {
       ready = false;
-      await lease.revoke().catch(() => undefined);
+      stopping = true;
+      await lease?.revoke().catch(() => undefined);
       await proxy.close();
       connections.close();
       await view.close();

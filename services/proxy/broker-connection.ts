@@ -110,5 +110,6 @@ export class BrokerConnection {
   close(): void {
     this.closed = true;
     this.socket?.destroy();
+    this.failAll(new BrokerUnavailableError(`connection to broker ${this.host}:${this.port} closed`));
   }
 }

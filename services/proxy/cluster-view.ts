@@ -45,6 +45,11 @@ export class ClusterView {
     for (const l of this.listeners) l();
   }
 
+  onChange(l: () => void): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
   /** The live broker a unit is assigned to, if any. */
   ownerOf(unit: Unit): Registration | undefined {
     const a = this.assignments.get(unit);

@@ -50,6 +50,15 @@ export class BrokerConnections {
     return c;
   }
 
+  /** Drops connections to brokers that left: what was in flight to them fails at once. */
+  prune(live: Set<number>): void {
+    for (const [id, c] of this.conns) {
+      if (live.has(id)) continue;
+      c.close();
+      this.conns.delete(id);
+    }
+  }
+
   close(): void {
     for (const c of this.conns.values()) c.close();
     this.conns.clear();
