@@ -1,0 +1,355 @@
+// The results file: targets (met or missed and by how much), every figure, the machine and
+// every command that was run.
+import { writeFileSync } from 'node:fs';
+import { fmt } from './stats.mjs';
+
+const acksName = (a) => (a === -1 ? 'all' : String(a));
+const sizeName = (s) => (s >= 1024 ? `${s / 1024} KiB` : `${s} B`);
+const mbps = (x) => (Number.isFinite(x) ? `${x >= 100 ? x.toFixed(0) : x.toFixed(1)} MB/s` : '–');
+const ms = (x) => (Number.isFinite(x) ? `${x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)} ms` : '–');
+const mb = (bytes) => (Number.isFinite(bytes) ? `${(bytes / 1e6).toFixed(0)} MB` : '–');
+/** Values of the runs; a run during which other processes used more than half a core is marked †. */
+const runsList = (runs, f) =>
+  runs
+    .filter((r) => Number.isFinite(f(r)))
+    .map((r) => {
+      const x = f(r);
+      return `${x >= 100 ? x.toFixed(0) : x.toFixed(1)}${r.cpu?.otherCpuPct > 50 ? '†' : ''}`;
+    })
+    .join(', ');
+
+const find = (arr, pred) => arr.find(pred);
+
+/** Each target: value, goal, met, and by how much. */
+export function evaluateTargets(R) {
+  const T = [];
+  const flushMs = R.skiff.settings?.flushMs ?? 10;
+  const p1 = find(R.skiff.produce, (e) => e.size === 1024 && e.acks === -1 && e.partitions === 1)?.median?.mbPerSec;
+  const js = find(R.jetstream.pubAsync, (e) => e.size === 1024)?.median?.mbPerSec;
+  const dd = R.limits.dd?.median?.mbPerSec;
+  const atLeast = (id, what, value, goal, unit, detail) => {
+    const ok = Number.isFinite(value) && Number.isFinite(goal);
+    const met = ok ? value >= goal : null;
+    const by = ok ? value / goal - 1 : NaN;
+    T.push({
+      id,
+      target: what,
+      value,
+      goal,
+      unit,
+      met,
+      margin: by,
+      verdict: !ok ? 'not measured' : met ? `met by ${(by * 100).toFixed(0)}% (${unit(value)} vs ≥ ${unit(goal)})` : `missed by ${(-by * 100).toFixed(0)}% (${unit(value)} vs ≥ ${unit(goal)}; needs ${(goal / value).toFixed(2)}× more)`,
+      detail,
+    });
+  };
+  const atMost = (id, what, value, goal, unit, detail) => {
+    const ok = Number.isFinite(value) && Number.isFinite(goal);
+    const met = ok ? value <= goal : null;
+    const by = ok ? value / goal - 1 : NaN;
+    T.push({
+      id,
+      target: what,
+      value,
+      goal,
+      unit,
+      met,
+      margin: by,
+      verdict: !ok ? 'not measured' : met ? `met with ${unit(goal - value)} to spare (${unit(value)} vs ≤ ${unit(goal)})` : `missed by ${unit(value - goal)}, ${(by * 100).toFixed(0)}% over (${unit(value)} vs ≤ ${unit(goal)})`,
+      detail,
+    });
+  };
+  const ratio = (x) => `${x.toFixed(2)}×`;
+  const pctU = (x) => `${(x * 100).toFixed(0)}%`;
+  atLeast('produce-vs-jetstream', 'durable acks=all produce of 1 KiB ≥ 3× JetStream', p1 / js, 3, ratio, `Skiff ${mbps(p1)} (1 partition) / JetStream async publish ${mbps(js)}`);
+  atLeast('produce-vs-disk', 'durable acks=all produce of 1 KiB ≥ 45% of the sequential-write limit', p1 / dd, 0.45, pctU, `Skiff ${mbps(p1)} / dd conv=fdatasync ${mbps(dd)}`);
+  const tail = find(R.skiff.tail, (e) => e.size === 1024 && e.partitions === 1);
+  atLeast('consume-cache', 'consume ≥ 1 GB/s from cache', tail?.median?.mbPerSec, 1000, mbps, tail ? `1 KiB, 1 partition, ${mb(tail.bytes)} read ${tail.runs.length}× by rdkafka_performance; ${tail.cacheShare != null ? `${(tail.cacheShare * 100).toFixed(0)}% of bytes served from the tail cache` : 'cache share unknown'}` : '');
+  const lat = find(R.skiff.latency, (e) => e.size === 1024 && e.acks === -1 && e.client === 'rdkafka_latency' && !e.fixedRate);
+  atMost('produce-p99', `produce p99 ≤ flush.ms + 10 ms (= ${flushMs + 10} ms) at 50% load`, lat?.median?.produce?.p99, flushMs + 10, ms, lat ? `1 KiB acks=all at ${fmt.n(lat.rate)} msg/s (50% of ${fmt.n(lat.maxMsgsPerSec)}), achieved ${fmt.n(lat.median.achievedMsgsPerSec)} msg/s` : '');
+  atMost('e2e-p99', 'end-to-end p99 ≤ 30 ms', lat?.median?.e2e?.p99, 30, ms, lat ? 'same run: producer timestamp in the payload → consumer receipt' : '');
+  const px = R.skiff.proxyIdle;
+  if (px && Number.isFinite(px.median)) {
+    atMost('idle-rss', 'proxy idle RSS ≤ 60 MB', px.median / 1e6, 60, (x) => `${x.toFixed(1)} MB`, `\`skiff proxy\` on a throwaway etcd and nats-server, no clients, VmRSS 3 s after /healthz, median of ${px.runs.length} start(s); for comparison \`skiff dev\` (proxy + broker + coordinator) idles at ${mb(R.skiff.rss?.idleMedian)}`);
+  } else {
+    const idle = R.skiff.rss?.idleMedian;
+    atMost('idle-rss', 'proxy idle RSS ≤ 60 MB', Number.isFinite(idle) ? idle / 1e6 : NaN, 60, (x) => `${x.toFixed(1)} MB`, `measured on \`skiff dev\` (proxy + broker + coordinator in one process${px?.note ? `; ${px.note}` : ''}), VmRSS 1 s after /readyz, median of ${R.skiff.rss?.servers ?? 0} starts`);
+  }
+  return T;
+}
+
+export function writeReport(R, path) {
+  const L = [];
+  const m = R.machine;
+  const s = R.software;
+  L.push(`# Skiff benchmarks — ${R.started.slice(0, 10)} on ${m.hostname} (${R.kind} set)`);
+  L.push('');
+  L.push(`Written by \`npm run bench${R.kind === 'quick' ? ' -- --quick' : ''}\` (bench/run.mjs) in ${Math.round(R.seconds ?? 0)} s, ${R.started} → ${R.finished}. Skiff at git ${String(s.git?.commit).slice(0, 12)} with ${s.git?.changedFiles ?? '?'} changed/untracked files in the work tree; dist/ built ${R.build.distMtime}${R.build.npmBuild?.exit ? ` (npm run build exited ${R.build.npmBuild.exit}; tsc emitted anyway)` : ''}. Figures are medians of the runs listed; MB = 10^6 bytes of message payload.`);
+  L.push('');
+  if (R.errors.length) {
+    L.push(`**${R.errors.length} step(s) failed** — see [Errors](#errors).`);
+    L.push('');
+  }
+  {
+    const all = [...R.skiff.produce, ...R.skiff.tail, ...R.skiff.catchup, ...R.skiff.latency, ...R.jetstream.pubAsync, ...R.jetstream.pubSync, ...R.jetstream.latency].flatMap((e) => e.runs);
+    const other = all.map((r) => r.cpu?.otherCpuPct).filter(Number.isFinite).sort((a, b) => a - b);
+    const noisy = other.filter((x) => x > 50).length;
+    if (other.length) {
+      L.push(`**Machine noise:** other processes (not this benchmark) used a median ${other[other.length >> 1].toFixed(0)}% CPU (of ${m.cores * 100}%) during the measured runs; ${noisy} of ${other.length} runs had more than 50% and are marked † in the run lists. Absolute figures from a shared machine are lower bounds.${R.options.nice ? ` Servers and clients ran under \`nice -n ${R.options.nice}\`.` : ''}${R.idleWaits?.length ? ` Steps waited up to ${R.options.waitIdle} s for an idle machine (${R.idleWaits.reduce((a, w) => a + w.waitedSeconds, 0)} s in all).` : ''}`);
+      L.push('');
+    }
+  }
+
+  // Targets
+  L.push('## Targets');
+  L.push('');
+  L.push('| target | measured | result | how |');
+  L.push('| --- | --- | --- | --- |');
+  for (const t of R.targets ?? []) {
+    const v = Number.isFinite(t.value) ? t.unit(t.value) : '–';
+    L.push(`| ${t.target} | ${v} | ${t.met === null ? '**not measured**' : t.met ? '**met**' : '**missed**'}: ${t.verdict} | ${t.detail} |`);
+  }
+  L.push('');
+
+  // Machine
+  L.push('## Machine');
+  L.push('');
+  L.push('| | |');
+  L.push('| --- | --- |');
+  L.push(`| host | ${m.hostname} |`);
+  L.push(`| CPU | ${m.cores} × ${m.model}${m.mhz ? ` (${m.mhz} MHz)` : ''} |`);
+  L.push(`| memory | ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB (${m.memTotal}) |`);
+  L.push(`| kernel | ${m.kernel} — \`${m.uname}\` |`);
+  L.push(`| Node | ${m.node} |`);
+  L.push(`| data filesystem | ${m.dataRoot} on ${m.dataRootFs?.device} (${m.dataRootFs?.type}, mounted at ${m.dataRootFs?.mount}) |`);
+  L.push(`| load average at start | ${m.loadavgAtStart} |`);
+  L.push(`| librdkafka | ${s.librdkafka} (Debian librdkafka-dev; rdkafka_performance built from its example source) |`);
+  L.push(`| kcat | ${s.kcat} |`);
+  L.push(`| nats-server | ${s.natsServer} |`);
+  L.push(`| nats.go | ${s.natsGo} (Debian golang-github-nats-io-go-nats-dev) |`);
+  L.push(`| Go / cc | ${s.go} / ${s.cc} |`);
+  L.push('');
+
+  // Skiff produce
+  const jsBy = (size) => R.jetstream.pubAsync.find((e) => e.size === size)?.median?.mbPerSec;
+  const dd = R.limits.dd?.median?.mbPerSec;
+  const f4 = R.limits.fsync4m?.median?.mbPerSec;
+  const lo = R.limits.loopback?.median?.mbPerSec;
+  if (R.skiff.produce.length) {
+    L.push('## Skiff produce throughput');
+    L.push('');
+    L.push(`rdkafka_performance -P, ${R.options.config.produceSeconds} s per run (first second left out), \`linger.ms=${R.options.config.linger}\`, random partitioner, a fresh \`skiff dev\` per run. Ratios: to JetStream async publish of the same size, to \`dd conv=fdatasync\` (sequential-write limit), to 4 MiB writes each fdatasync'd (durable-append limit). "server CPU" is the skiff process, "client CPU" rdkafka_performance, "other CPU" CPU used by processes outside this benchmark during the run (the machine is shared), out of ${m.cores * 100}%.`);
+    L.push('');
+    L.push('| size | acks | partitions | msgs/s | MB/s | runs (MB/s) | × JetStream | × dd | × 4 MiB fsync | server CPU | client CPU | other CPU | peak RSS |');
+    L.push('| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const e of R.skiff.produce) {
+      const md = e.median ?? {};
+      L.push(
+        `| ${sizeName(e.size)} | ${acksName(e.acks)} | ${e.partitions} | ${fmt.n(md.msgsPerSec)} | ${mbps(md.mbPerSec)} | ${runsList(e.runs, (r) => r.mbPerSec)} | ${fmt.ratio(md.mbPerSec / jsBy(e.size))} | ${fmt.pct(md.mbPerSec / dd)} | ${fmt.pct(md.mbPerSec / f4)} | ${fmt.n(md.serverCpuPct)}% | ${fmt.n(md.clientCpuPct)}% | ${fmt.n(md.otherCpuPct)}% | ${mb(md.peakRss)} |`,
+      );
+    }
+    L.push('');
+    const withMetrics = R.skiff.produce.filter((e) => e.runs[0]?.metrics);
+    if (withMetrics.length) {
+      L.push('<details><summary>Server-side counters per run (WAL flushes, segment rolls, Produce requests)</summary>');
+      L.push('');
+      L.push('| scenario | WAL objects | mean WAL object | segments rolled | Produce requests | mean Produce request time |');
+      L.push('| --- | ---: | ---: | ---: | ---: | ---: |');
+      for (const e of withMetrics) {
+        for (const r of e.runs) {
+          const x = r.metrics ?? {};
+          const fl = x.skiff_broker_flushes_total;
+          const fb = x.skiff_broker_flush_bytes_sum;
+          const pr = x['skiff_proxy_requests_total{api="Produce"}'];
+          const ps = x['skiff_proxy_request_seconds_sum{api="Produce"}'];
+          const pc = x['skiff_proxy_request_seconds_count{api="Produce"}'];
+          L.push(`| ${sizeName(e.size)} acks=${acksName(e.acks)} p=${e.partitions} | ${fmt.n(fl)} | ${fl ? `${(fb / fl / 1e3).toFixed(0)} kB` : '–'} | ${fmt.n(x.skiff_broker_segments_rolled_total)} | ${fmt.n(pr)} | ${pc ? ms((ps / pc) * 1000) : '–'} |`);
+        }
+      }
+      L.push('');
+      L.push('</details>');
+      L.push('');
+    }
+  }
+
+  // Consume
+  if (R.skiff.tail.length || R.skiff.catchup.length || R.jetstream.consume.length) {
+    const jsC = R.jetstream.consume.find((e) => e.size === 1024)?.median?.mbPerSec;
+    L.push('## Consume throughput');
+    L.push('');
+    L.push('rdkafka_performance -C from offset 0 to the end (-e), timed from the first message. *Tail*: the data was just produced and fits the tail cache (default 256 MiB); *catch-up*: more data than the cache, so most reads go to object storage (the local directory store; the OS page cache is not dropped). JetStream: ordered push consumer over the same amount of 1 KiB messages.');
+    L.push('');
+    L.push('| system | read | size | partitions | data | msgs/s | MB/s | runs (MB/s) | from cache | × JetStream | × loopback TCP |');
+    L.push('| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |');
+    for (const [kind, arr] of [
+      ['tail', R.skiff.tail],
+      ['catch-up', R.skiff.catchup],
+    ]) {
+      for (const e of arr) {
+        const md = e.median ?? {};
+        L.push(`| Skiff | ${kind} | ${sizeName(e.size)} | ${e.partitions} | ${mb(e.bytes)} | ${fmt.n(md.msgsPerSec)} | ${mbps(md.mbPerSec)} | ${runsList(e.runs, (r) => r.mbPerSec)} | ${e.cacheShare != null ? `${(e.cacheShare * 100).toFixed(0)}%` : '–'} | ${e.size === 1024 ? fmt.ratio(md.mbPerSec / jsC) : '–'} | ${fmt.pct(md.mbPerSec / lo)} |`);
+      }
+    }
+    for (const e of R.jetstream.consume) {
+      const md = e.median ?? {};
+      L.push(`| JetStream | stream from start | ${sizeName(e.size)} | – | ${mb(e.bytes)} | ${fmt.n(md.msgsPerSec)} | ${mbps(md.mbPerSec)} | ${runsList(e.runs, (r) => r.mb_per_sec)} | – | 1× | ${fmt.pct(md.mbPerSec / lo)} |`);
+    }
+    L.push('');
+    const fills = [...R.skiff.tail, ...R.skiff.catchup].filter((e) => e.fill);
+    if (fills.length) {
+      L.push(`Fill rates (acks=1, to completion): ${fills.map((e) => `${sizeName(e.size)} p=${e.partitions} ${mb(e.bytes)} at ${mbps(e.fill.mbPerSec)}`).join('; ')}.`);
+      L.push('');
+    }
+  }
+
+  // Latency
+  if (R.skiff.latency.length || R.jetstream.latency.length) {
+    L.push('## Latency at 50% of the measured maximum');
+    L.push('');
+    L.push(`Skiff: bench/latency/rdkafka_latency (librdkafka, \`linger.ms=${R.options.config.latencyLinger}\`) sends at a fixed rate, paced by the clock without busy-waiting, and reads the tail with a consumer in the same process; *produce* is produce() call → delivery report (the broker's ack), *end-to-end* is produce() call → receipt by the consumer. The rate is half the median maximum of the matching produce scenario (1 partition); the row marked *fixed light load* runs at a fixed low rate to show the latency floor apart from overload. Rows marked rdkafka_performance are the same measurement with \`rdkafka_performance -l -r\` as a cross-check; its rate limiter spins on a core, which on a small machine takes CPU from the server. JetStream: bench/jetstream in latency mode at half its own async-publish maximum; *produce* is publish → PubAck, *end-to-end* publish → delivery to a push consumer. The first second of each run is left out. Ratios > 1× mean Skiff is slower.`);
+    L.push('');
+    L.push('| system | client | size | acks | rate | achieved | produce p50 | p99 | p99.9 | e2e p50 | p99 | p99.9 | e2e p99 × JetStream | other CPU |');
+    L.push('| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const e of R.skiff.latency) {
+      const md = e.median ?? {};
+      const j = R.jetstream.latency.find((x) => x.size === e.size)?.median;
+      L.push(`| Skiff | ${e.client}${e.fixedRate ? ' (fixed light load)' : ''} | ${sizeName(e.size)} | ${acksName(e.acks)} | ${fmt.n(e.rate)} | ${fmt.n(md.achievedMsgsPerSec)} | ${ms(md.produce?.p50)} | ${ms(md.produce?.p99)} | ${ms(md.produce?.p999)} | ${ms(md.e2e?.p50)} | ${ms(md.e2e?.p99)} | ${ms(md.e2e?.p999)} | ${fmt.ratio(md.e2e?.p99 / j?.e2e?.p99)} | ${fmt.n(md.otherCpuPct)}% |`);
+    }
+    for (const e of R.jetstream.latency) {
+      const md = e.median ?? {};
+      L.push(`| JetStream | jsbench | ${sizeName(e.size)} | ack | ${fmt.n(e.rate)} | ${fmt.n(md.achievedMsgsPerSec)} | ${ms(md.produce?.p50)} | ${ms(md.produce?.p99)} | ${ms(md.produce?.p999)} | ${ms(md.e2e?.p50)} | ${ms(md.e2e?.p99)} | ${ms(md.e2e?.p999)} | 1× | ${fmt.n(md.otherCpuPct)}% |`);
+    }
+    L.push('');
+    const runsDetail = R.skiff.latency.flatMap((e) =>
+      e.runs.map((r) => {
+        const worst = (r.worstSeconds ?? []).map((w) => `${w.second}–${w.second + 1} s: max ${ms(w.max)}, p50 ${ms(w.p50)}`).join('; ');
+        const rolls = r.metrics?.skiff_broker_segments_rolled_total;
+        return `- ${sizeName(e.size)} acks=${acksName(e.acks)} [${e.client}]${e.fixedRate ? ` at ${fmt.n(e.fixedRate)} msg/s` : ''}: produce p99 ${ms(r.produceLatencyMs?.p99)}, e2e p99 ${ms(r.e2eLatencyMs?.p99)} (${fmt.n(r.e2eLatencyMs?.count)} samples), other CPU ${fmt.n(r.cpu?.otherCpuPct)}%${Number.isFinite(rolls) ? `, ${rolls} segment roll(s) and ${r.metrics?.skiff_broker_flushes_total ?? '?'} WAL flushes during the run` : ''}${worst ? `; worst seconds (since the start of sending) ${worst}` : ''}`;
+      }),
+    );
+    if (runsDetail.length) {
+      L.push('Skiff runs:');
+      L.push('');
+      L.push(...runsDetail);
+      L.push('');
+    }
+  }
+
+  // JetStream throughput
+  if (R.jetstream.pubAsync.length || R.jetstream.pubSync.length) {
+    L.push('## NATS JetStream (the peer)');
+    L.push('');
+    L.push(`\`nats-server -js\` with file storage in a fresh directory on the same filesystem, one stream, one replica, loaded by bench/jetstream (nats.go). Async: PublishAsync with at most ${R.options.config.jsMaxPending} unacknowledged; sync: one Publish at a time, each waiting for its PubAck. Note: nats-server ${String(s.natsServer).replace(/^nats-server: /, '')} acknowledges after the write to its file (the OS page cache) and fsyncs on its own interval, so it is not an fsync-per-ack comparison.`);
+    L.push('');
+    L.push('| mode | size | msgs/s | MB/s | runs (MB/s) | server CPU | other CPU | peak RSS |');
+    L.push('| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |');
+    for (const [mode, arr] of [
+      ['async publish', R.jetstream.pubAsync],
+      ['sync publish', R.jetstream.pubSync],
+    ]) {
+      for (const e of arr) {
+        const md = e.median ?? {};
+        L.push(`| ${mode} | ${sizeName(e.size)} | ${fmt.n(md.msgsPerSec)} | ${mbps(md.mbPerSec)} | ${runsList(e.runs, (r) => r.steadyMbPerSec)} | ${fmt.n(md.serverCpuPct)}% | ${fmt.n(md.otherCpuPct)}% | ${mb(md.peakRss)} |`);
+      }
+    }
+    L.push('');
+  }
+
+  // Limits
+  const lim = R.limits;
+  if (Object.keys(lim).length) {
+    L.push('## Machine limits');
+    L.push('');
+    L.push('| test | result | runs | command |');
+    L.push('| --- | ---: | --- | --- |');
+    if (lim.loopback) L.push(`| loopback TCP, 1 connection, 256 KiB writes | ${mbps(lim.loopback.median?.mbPerSec)} | ${runsList(lim.loopback.runs, (r) => r.mb_per_sec)} | bench/.build/limits loopback |`);
+    if (lim.dd) L.push(`| sequential write, one fdatasync at the end | ${mbps(lim.dd.median?.mbPerSec)} | ${runsList(lim.dd.runs, (r) => r.mb_per_sec)} | dd bs=1M conv=fdatasync, ${mb(lim.dd.runs[0]?.bytes)} |`);
+    if (lim.fsync4m) L.push(`| sequential 4 MiB writes, fdatasync after each | ${mbps(lim.fsync4m.median?.mbPerSec)} | ${runsList(lim.fsync4m.runs, (r) => r.mb_per_sec)} | bench/.build/limits fsync (sync p50 ${lim.fsync4m.runs[0]?.sync_ms_p50} ms) |`);
+    if (lim.syncrate) L.push(`| 4 KiB append + fdatasync | ${fmt.n(lim.syncrate.syncs_per_sec)} syncs/s | p50 ${lim.syncrate.sync_ms_p50} ms, p99 ${lim.syncrate.sync_ms_p99} ms | bench/.build/limits syncrate |`);
+    L.push('');
+  }
+
+  // Memory
+  if (R.skiff.rss && R.skiff.servers.length) {
+    L.push('## Skiff server memory');
+    L.push('');
+    const rss = R.skiff.rss;
+    if (Number.isFinite(R.skiff.proxyIdle?.median)) L.push(`\`skiff proxy\` idle RSS: ${R.skiff.proxyIdle.runs.map((r) => mb(r.rss)).join(', ')} (median ${mb(R.skiff.proxyIdle.median)}).`, '');
+    L.push(`\`skiff dev\` idle RSS (VmRSS 1 s after /readyz): median ${mb(rss.idleMedian)} (${mb(rss.idleMin)}–${mb(rss.idleMax)}) over ${rss.servers} starts. Peak RSS (VmHWM at the end of a run): highest ${mb(rss.peakMax)}.`);
+    L.push('');
+    L.push('| server | idle RSS | peak RSS (VmHWM) |');
+    L.push('| --- | ---: | ---: |');
+    for (const x of R.skiff.servers) L.push(`| ${x.label} | ${mb(x.idleRss)} | ${mb(x.peakRss)} |`);
+    L.push('');
+  }
+
+  // Profile
+  if (R.profile) {
+    const p = R.profile;
+    L.push('## Where the produce path spends its CPU');
+    L.push('');
+    L.push(`\`node --cpu-prof\` on \`skiff dev\` while rdkafka_performance produced 1 KiB acks=all to 1 partition (${mbps(p.underLoad?.mbPerSec)} while profiled). Profile: \`${p.file}\` (${(p.top.sampledMs / 1000).toFixed(1)} s sampled, ${(p.top.busyMs / 1000).toFixed(1)} s busy on the main thread, ${(p.top.idleMs / 1000).toFixed(1)} s idle). Locations in dist/ are mapped to the TypeScript through the source maps. Re-run the summary: \`node bench/profile-summary.mjs ${p.file}\`.`);
+    L.push('');
+    L.push('"self %" is of all sampled time (idle included), "total %" counts time with the function anywhere on the stack, "called from" names the nearest callers in Skiff\'s own code (Node library frames skipped) with their share of the self time.');
+    L.push('');
+    L.push('| # | function | location | self ms | self % | total % | called from |');
+    L.push('| ---: | --- | --- | ---: | ---: | ---: | --- |');
+    const callers = (r) => (r.callers ?? []).slice(0, 2).map((c) => `${c.pctOfSelf.toFixed(0)}% ${c.caller.replace(/^(\S+) \((.*)\)$/, '`$1` ($2)')}`).join('; ');
+    for (const r of p.top.rows) L.push(`| ${r.rank} | \`${r.function || '(anonymous)'}\` | ${r.location ? `\`${r.location}\`` : ''} | ${r.selfMs.toFixed(0)} | ${r.selfPct.toFixed(1)} | ${r.totalPct.toFixed(1)} | ${callers(r)} |`);
+    L.push('');
+    L.push('By file (self time):');
+    L.push('');
+    L.push('| file | self ms | self % |');
+    L.push('| --- | ---: | ---: |');
+    for (const r of p.byFile.rows) L.push(`| \`${r.function}\` | ${r.selfMs.toFixed(0)} | ${r.selfPct.toFixed(1)} |`);
+    L.push('');
+  }
+
+  if (R.files?.png) {
+    L.push('## Chart');
+    L.push('');
+    L.push(`![throughput and latency](${R.files.png.split('/').pop()})`);
+    L.push('');
+  }
+
+  // Method
+  L.push('## Method and caveats');
+  L.push('');
+  L.push('- Every Skiff run starts a fresh `skiff dev` (defaults: ' + `flush.ms ${R.skiff.settings?.flushMs}, flush.bytes ${R.skiff.settings?.flushBytes}, cache ${R.skiff.settings?.cacheBytes} bytes` + ') on a new data directory, creates the topic with kcat (auto-create with `--default-partitions`), and is stopped with SIGTERM afterwards; every JetStream run starts a fresh `nats-server -js`.');
+  L.push('- Clients, servers and the machine-limit tools share the same cores; the load generators themselves take CPU (rdkafka_performance\'s `-r` rate limiter spins when the gap between messages is under 1 ms). "other CPU" columns show load from processes outside the benchmark (e.g. other builds or tests on a shared machine); runs with a high value are noisy.');
+  L.push('- Throughput is payload bytes; Kafka record and batch framing is not counted, nor is NATS protocol overhead.');
+  L.push('- acks=1 on Skiff is answered after the append to memory (lost on a crash within flush.ms); acks=all after the WAL object is written and fdatasync\'d.');
+  L.push('- The sequential-write limit is `dd if=/dev/zero bs=1M conv=fdatasync` on the filesystem of the data directories.');
+  L.push('');
+
+  if (R.errors.length) {
+    L.push('## Errors');
+    L.push('');
+    for (const e of R.errors) {
+      L.push(`- **${e.step}**:`);
+      L.push('');
+      L.push('  ```');
+      for (const line of e.error.split('\n').slice(0, 12)) L.push(`  ${line}`);
+      L.push('  ```');
+    }
+    L.push('');
+  }
+
+  // Commands
+  L.push('## Every command run');
+  L.push('');
+  L.push('In order, with the scenario it belonged to, its wall time and exit status (servers ran in the background until stopped). Logs of this run: `' + (R.files?.logs ?? '') + '`.');
+  L.push('');
+  L.push('```');
+  let last = '';
+  for (const c of R.commands) {
+    if (c.scenario !== last) {
+      L.push(`# ${c.scenario}`);
+      last = c.scenario;
+    }
+    L.push(`${c.command}    # ${c.seconds ?? '?'} s, exit ${c.exit ?? '?'}${c.background ? ', background' : ''}`);
+  }
+  L.push('```');
+  L.push('');
+  writeFileSync(path, L.join('\n'));
+}
