@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FsObjectStore } from '../storage/fs-object-store.js';
-import { S3ObjectStore } from '../storage/s3-object-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { EmbeddedMetaStore } from '../meta/embedded-meta-store.js';
 import type { MetaStore } from '../meta/meta-store.js';
@@ -29,6 +28,8 @@ export async function clusterId(meta: MetaStore): Promise<string> {
 /** The local directory store, or S3 when a bucket is configured. */
 export async function objectStore(c: Resolved, dataDir: string, log: Logger): Promise<ObjectStore> {
   if (!c.s3Bucket) return new FsObjectStore(join(dataDir, 'objects'));
+  // Loaded only when used: the AWS SDK is a large share of a process's memory.
+  const { S3ObjectStore } = await import('../storage/s3-object-store.js');
   const s3 = new S3ObjectStore({
     endpoint: String(c.s3Endpoint) || undefined,
     region: String(c.s3Region),

@@ -5,8 +5,6 @@
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { addSettings, resolveSettings, settingsMarkdown, ConfigError, type Resolved } from './config.js';
-import { printCluster, runBroker, runProxy } from './cluster.js';
-import { runDev } from './dev.js';
 
 const program = new Command('skiff').description('Kafka-compatible message queue on object storage');
 
@@ -62,20 +60,28 @@ function serve(scope: 'dev' | 'broker' | 'proxy', run: (c: Resolved, log: Return
   };
 }
 
-addSettings(program.command('dev').description('proxy, broker and coordinator in one process on a local data directory'), 'dev').action(serve('dev', runDev));
+// Each command loads only its own modules (the embedded mode never loads etcd, NATS or the AWS SDK).
+const dev = async () => (await import('./dev.js')).runDev;
+const cluster = async () => import('./cluster.js');
 
-addSettings(program.command('broker').description('cluster mode: a broker on etcd, NATS and S3'), 'broker').action(
-  serve('broker', runBroker),
+addSettings(program.command('dev').description('proxy, broker and coordinator in one process on a local data directory'), 'dev').action(
+  serve('dev', async (c, log) => (await dev())(c, log)),
 );
 
-addSettings(program.command('proxy').description('cluster mode: a stateless Kafka proxy'), 'proxy').action(serve('proxy', runProxy));
+addSettings(program.command('broker').description('cluster mode: a broker on etcd, NATS and S3'), 'broker').action(
+  serve('broker', async (c, log) => (await cluster()).runBroker(c, log)),
+);
+
+addSettings(program.command('proxy').description('cluster mode: a stateless Kafka proxy'), 'proxy').action(
+  serve('proxy', async (c, log) => (await cluster()).runProxy(c, log)),
+);
 
 program
   .command('cluster')
   .description('brokers, proxies, controller and assignments of a cluster')
   .option('--etcd <urls>', 'etcd endpoints', process.env.SKIFF_ETCD ?? 'http://127.0.0.1:2379')
   .option('--json', 'as JSON')
-  .action((opts: { etcd: string; json?: boolean }) => printCluster(opts));
+  .action(async (opts: { etcd: string; json?: boolean }) => (await cluster()).printCluster(opts));
 
 program
   .command('config')
