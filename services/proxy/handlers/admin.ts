@@ -19,6 +19,12 @@ import { TopicExistsError, isValidTopicName } from '../../meta/topics.js';
 import { TOPIC_CONFIGS, validateTopicConfig } from '../../meta/topic-config.js';
 import { ONLINE_WAIT_MS } from './topics.js';
 
+/** The metadata store failed (unreachable, timing out): a retriable answer, not a closed connection. */
+function storeFailed(ctx: ProxyContext, err: unknown, topic: string): string {
+  ctx.log.warn({ err, topic }, 'metadata store failed during topic administration');
+  return `metadata store unavailable: ${(err as Error).message}`;
+}
+
 const RESOURCE_TOPIC = 2;
 const RESOURCE_BROKER = 4;
 const SOURCE_TOPIC = 1;
@@ -77,7 +83,7 @@ export async function createTopics(ctx: ProxyContext, req: CreateTopicsRequest):
       topics.push({ name: t.name, topicId: t.id, errorCode: ErrorCode.NONE, errorMessage: null, numPartitions: partitions, replicationFactor: 1, configs });
     } catch (err) {
       if (err instanceof TopicExistsError) topics.push(fail(ErrorCode.TOPIC_ALREADY_EXISTS, err.message));
-      else throw err;
+      else topics.push(fail(ErrorCode.REQUEST_TIMED_OUT, storeFailed(ctx, err, rt.name)));
     }
   }
   return { throttleTimeMs: 0, topics };
@@ -93,7 +99,12 @@ export async function deleteTopics(ctx: ProxyContext, req: DeleteTopicsRequest):
       responses.push({ name: target.name ?? null, topicId: target.topicId, errorCode, errorMessage: null });
       continue;
     }
-    await ctx.topics.delete(t.name);
+    try {
+      await ctx.topics.delete(t.name);
+    } catch (err) {
+      responses.push({ name: t.name, topicId: t.id, errorCode: ErrorCode.REQUEST_TIMED_OUT, errorMessage: storeFailed(ctx, err, t.name) });
+      continue;
+    }
     ctx.log.info({ topic: t.name, topicId: t.id }, 'topic deleted');
     responses.push({ name: t.name, topicId: t.id, errorCode: ErrorCode.NONE, errorMessage: null });
   }
@@ -113,7 +124,12 @@ export async function createPartitions(ctx: ProxyContext, req: CreatePartitionsR
       continue;
     }
     if (!req.validateOnly) {
-      await ctx.topics.update({ ...t, partitions: rt.count });
+      try {
+        await ctx.topics.update({ ...t, partitions: rt.count });
+      } catch (err) {
+        results.push({ name: rt.name, errorCode: ErrorCode.REQUEST_TIMED_OUT, errorMessage: storeFailed(ctx, err, rt.name) });
+        continue;
+      }
       await ctx.broker.whenOnline(t.id, rt.count, Math.min(Math.max(req.timeoutMs, 0), ONLINE_WAIT_MS));
     }
     results.push({ name: rt.name, errorCode: ErrorCode.NONE, errorMessage: null });
@@ -178,7 +194,14 @@ async function alter(ctx: ProxyContext, resources: { resourceType: number; resou
       responses.push({ errorCode: ErrorCode.INVALID_CONFIG, errorMessage: bad, ...base });
       continue;
     }
-    if (!validateOnly) await ctx.topics.update({ ...t, config });
+    if (!validateOnly) {
+      try {
+        await ctx.topics.update({ ...t, config });
+      } catch (err) {
+        responses.push({ errorCode: ErrorCode.REQUEST_TIMED_OUT, errorMessage: storeFailed(ctx, err, t.name), ...base });
+        continue;
+      }
+    }
     responses.push({ errorCode: ErrorCode.NONE, errorMessage: null, ...base });
   }
   return responses;

@@ -17,6 +17,8 @@ export async function ensureTopic(ctx: ProxyContext, name: string): Promise<Topi
     return t;
   } catch (err) {
     if (err instanceof TopicExistsError) return ctx.topics.get(name);
-    throw err;
+    // The metadata store is unreachable: the client sees an unknown topic and retries.
+    ctx.log.warn({ err, topic: name }, 'auto-creating a topic failed');
+    return undefined;
   }
 }
