@@ -289,8 +289,23 @@ export async function printCluster(c: { etcd: string; json?: boolean }): Promise
     }
     console.log('\nPROXY\tADDRESS\tHTTP');
     for (const p of s.proxies) console.log([p.id, `${p.host}:${p.port}`, p.httpPort].join('\t'));
-    console.log('\nTOPIC\tPARTITION\tBROKER\tEPOCH');
-    for (const a of s.assignments.filter((x) => x.slot === undefined)) console.log([a.topic, a.partition, a.broker, a.epoch].join('\t'));
+    // Partition states come from each broker's HTTP endpoint; an unreachable one shows '?'.
+    const states = new Map<string, { state: string; highWatermark: number }>();
+    await Promise.all(
+      s.brokers.map(async (b) => {
+        try {
+          const res = await fetch(`http://${b.host}:${b.httpPort}/v1/partitions`, { signal: AbortSignal.timeout(2000) });
+          for (const p of (await res.json()) as { topic: string; partition: number; state: string; highWatermark: number }[]) states.set(`${p.topic}/${p.partition}`, p);
+        } catch {
+          // not reachable from here
+        }
+      }),
+    );
+    console.log('\nTOPIC\tPARTITION\tBROKER\tEPOCH\tSTATE\tHIGH-WATERMARK');
+    for (const a of s.assignments.filter((x) => x.slot === undefined)) {
+      const st = states.get(`${a.topic}/${a.partition}`);
+      console.log([a.topic, a.partition, a.broker, a.epoch, st?.state ?? '?', st?.highWatermark ?? '?'].join('\t'));
+    }
   } finally {
     await meta.close();
   }
