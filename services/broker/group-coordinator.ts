@@ -13,7 +13,6 @@ import {
   joinError,
   syncError,
   type CommittedOffset,
-  type GroupState,
   type JoinOp,
   type JoinResult,
   type Protocol,

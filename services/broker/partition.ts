@@ -262,8 +262,4 @@ export class Partition {
     }
     return -1;
   }
-
-  get failedWaiters(): number {
-    return this.waiters.length;
-  }
 }

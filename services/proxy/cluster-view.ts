@@ -12,10 +12,10 @@ export class ClusterView {
   private watches: Watch[] = [];
   private listeners = new Set<() => void>();
 
-  private constructor(private readonly meta: MetaStore) {}
+  private constructor() {}
 
   static async open(meta: MetaStore): Promise<ClusterView> {
-    const v = new ClusterView(meta);
+    const v = new ClusterView();
     const reg = (map: Map<number, Registration>, prefix: string) => async () => {
       v.watches.push(
         await meta.watchPrefix(prefix, (ev) => {
