@@ -4,7 +4,7 @@
 // persisted through the MetaStore and kept in memory, so reads never touch the store.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { MetaStore, Op } from '../meta/meta-store.js';
+import type { Compare, MetaStore, Op } from '../meta/meta-store.js';
 import { ErrorCode } from '../protocol/errors.js';
 import {
   ClassicGroup,
@@ -35,6 +35,22 @@ export interface GroupCoordinatorOptions {
   maxOffsetMetadataLength?: number;
   /** Loads only the groups this says are ours (a coordinator slot in cluster mode). */
   owns?: (groupId: string) => boolean;
+  /**
+   * Compares every store write must pass (cluster mode: the slot's lock is still the one
+   * this coordinator took). A coordinator whose lease expired behind a partition can then
+   * never overwrite what the slot's next owner stored.
+   */
+  fence?: Compare[];
+  /** Called once when a write fails its fence: this coordinator no longer owns its groups. */
+  onFenced?: () => void;
+}
+
+/** A store write failed the fence: another coordinator owns the groups now. */
+export class CoordinatorFencedError extends Error {
+  constructor() {
+    super('group coordinator fenced: the slot lock changed hands');
+    this.name = 'CoordinatorFencedError';
+  }
 }
 
 export interface RequestContext {
@@ -246,9 +262,14 @@ export class GroupCoordinator {
     this.maxSessionTimeoutMs = opts.maxSessionTimeoutMs ?? 1_800_000;
     this.maxOffsetMetadataLength = opts.maxOffsetMetadataLength ?? 4096;
     this.owns = opts.owns;
+    this.fence = opts.fence ?? [];
+    this.onFenced = opts.onFenced;
   }
 
   private readonly owns?: (groupId: string) => boolean;
+  private readonly fence: Compare[];
+  private readonly onFenced?: () => void;
+  private fenced = false;
 
   // ---------------------------------------------------------------- loading and closing
 
@@ -1136,13 +1157,12 @@ export class GroupCoordinator {
     try {
       await this.enqueueWrite(group.groupId, async () => {
         // etcd caps a transaction at 128 operations by default: large commits go in chunks.
-        for (let i = 0; i < ops.length; i += TXN_MAX_OPS) await this.meta.txn([], ops.slice(i, i + TXN_MAX_OPS));
+        for (let i = 0; i < ops.length; i += TXN_MAX_OPS) await this.write(ops.slice(i, i + TXN_MAX_OPS));
       });
       // A group deleted meanwhile is gone; its deletion runs after this write.
       if (!group.is('Dead')) for (const w of writes.values()) group.setOffset(w.topic, w.partition, w.value);
     } catch (err) {
-      this.log.error({ err, groupId: group.groupId }, 'storing offsets failed');
-      code = ErrorCode.COORDINATOR_NOT_AVAILABLE;
+      code = this.writeError(err, group.groupId, 'storing offsets failed');
     } finally {
       this.inflightCommits.set(group, (this.inflightCommits.get(group) ?? 1) - 1);
     }
@@ -1297,17 +1317,17 @@ export class GroupCoordinator {
     this.unloadGroup(group); // Empty: nothing is held; this clears pending-member timers
     this.groups.delete(groupId);
     try {
-      await this.enqueueWrite(groupId, () => this.meta.deletePrefix(groupPrefix(groupId)));
+      await this.enqueueWrite(groupId, () => this.write([{ type: 'deletePrefix', prefix: groupPrefix(groupId) }]));
       this.log.info({ groupId }, 'group deleted');
       return ErrorCode.NONE;
     } catch (err) {
-      this.log.error({ err, groupId }, 'deleting group from the store failed');
+      const code = this.writeError(err, groupId, 'deleting group from the store failed');
       // Put it back so that memory keeps matching the store; the client may retry.
       if (!this.groups.has(groupId) && this.status === 'active') {
         group.state = 'Empty';
         this.groups.set(groupId, group);
       }
-      return ErrorCode.COORDINATOR_NOT_AVAILABLE;
+      return code;
     }
   }
 
@@ -1342,15 +1362,29 @@ export class GroupCoordinator {
     };
     group.persisted = true;
     const value = Buffer.from(JSON.stringify(stored));
-    return this.enqueueWrite(group.groupId, async () => {
-      await this.meta.put(groupStateKey(group.groupId), value);
-    }).then(
+    return this.enqueueWrite(group.groupId, () => this.write([{ type: 'put', key: groupStateKey(group.groupId), value }])).then(
       () => ErrorCode.NONE as number,
-      (err: unknown) => {
-        this.log.error({ err, groupId: group.groupId }, 'storing group metadata failed');
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE;
-      },
+      (err: unknown) => this.writeError(err, group.groupId, 'storing group metadata failed'),
     );
+  }
+
+  /** One store transaction, under the fence when there is one. */
+  private async write(ops: Op[]): Promise<void> {
+    const res = await this.meta.txn(this.fence, ops);
+    if (res.succeeded) return;
+    if (!this.fenced) {
+      this.fenced = true;
+      this.log.warn('group coordinator fenced: its slot lock changed hands; stopping');
+      this.onFenced?.();
+    }
+    throw new CoordinatorFencedError();
+  }
+
+  /** The error code for a failed write: a fenced coordinator sends clients to the new one. */
+  private writeError(err: unknown, groupId: string, what: string): number {
+    if (err instanceof CoordinatorFencedError) return ErrorCode.NOT_COORDINATOR;
+    this.log.error({ err, groupId }, what);
+    return ErrorCode.COORDINATOR_NOT_AVAILABLE;
   }
 
   private enqueueWrite(groupId: string, write: () => Promise<void>): Promise<void> {
@@ -1369,7 +1403,7 @@ export class GroupCoordinator {
   /** Kafka's validateGroupStatus. Offset and admin APIs accept the empty group id, like Kafka. */
   private statusError(groupId: unknown, allowEmptyId: boolean): number | null {
     if (typeof groupId !== 'string' || (!allowEmptyId && groupId === '')) return ErrorCode.INVALID_GROUP_ID;
-    if (this.status === 'closed') return ErrorCode.NOT_COORDINATOR;
+    if (this.status === 'closed' || this.fenced) return ErrorCode.NOT_COORDINATOR;
     if (this.status !== 'active') return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS;
     return null;
   }

@@ -81,19 +81,41 @@ export class SlotGroups implements GroupService {
     this.opening.add(slot);
     try {
       const key = Keys.slotLock(slot);
+      let lock: number;
       for (;;) {
         if (this.closed || !stillMine()) return;
-        const res = await this.meta.txn([{ key, target: 'exists', value: false }], [{ type: 'put', key, value: this.me, lease: this.lease().id }]);
-        if (res.succeeded || (await this.meta.get(key))?.value.equals(this.me)) break;
+        await this.meta.txn([{ key, target: 'exists', value: false }], [{ type: 'put', key, value: this.me, lease: this.lease().id }]);
+        const held = await this.meta.get(key);
+        if (held?.value.equals(this.me)) {
+          lock = held.createRevision;
+          break;
+        }
         await new Promise((r) => setTimeout(r, 100));
       }
-      const coord = new GroupCoordinator({ ...this.options, meta: this.meta, log: this.log.child({ slot }), owns: (g) => slotOf(g) === slot });
+      // Every write of the slot's groups checks that the lock is still the one taken here.
+      const coord: GroupCoordinator = new GroupCoordinator({
+        ...this.options,
+        meta: this.meta,
+        log: this.log.child({ slot }),
+        owns: (g) => slotOf(g) === slot,
+        fence: [{ key, target: 'createRevision', op: '==', value: lock }],
+        onFenced: () => void this.dropFenced(slot, coord),
+      });
       await coord.loadGroups();
       this.slots.set(slot, coord);
       this.log.info({ slot }, 'group slot acquired');
     } finally {
       this.opening.delete(slot);
     }
+  }
+
+  /** A coordinator that lost its slot lock stops serving; the slot is taken again if still ours. */
+  private async dropFenced(slot: number, coord: GroupCoordinator): Promise<void> {
+    if (this.slots.get(slot) !== coord) return;
+    this.slots.delete(slot);
+    this.log.warn({ slot }, 'group slot lost: its lock changed hands');
+    await bounded(coord.close());
+    void this.sync();
   }
 
   private coordinatorFor(groupId: string): GroupCoordinator | undefined {
