@@ -10,6 +10,7 @@ import type { Lease, MetaStore } from '../meta/meta-store.js';
 import { Broker } from '../broker/broker.js';
 import { Controller } from '../broker/controller.js';
 import { SlotGroups } from '../broker/slot-groups.js';
+import { DeadBrokers } from '../proxy/dead-brokers.js';
 import { decodeAssignment, unitOfKey, type Registration } from '../broker/assignments.js';
 import { Proxy } from '../proxy/proxy.js';
 import { ClusterView } from '../proxy/cluster-view.js';
@@ -179,7 +180,8 @@ export async function runProxy(c: Resolved, log: Logger): Promise<Running> {
   const view = await ClusterView.open(meta);
   const id = await clusterId(meta);
   const nodeId = Number(c.nodeId);
-  const connections = new BrokerConnections(`skiff-proxy-${nodeId}`);
+  const dead = new DeadBrokers(meta, log.child({ component: 'dead-brokers' }));
+  const connections = new BrokerConnections(`skiff-proxy-${nodeId}`, (reg) => void dead.refused(reg));
   const broker = new RemoteBrokerClient(view, topics, connections, log.child({ component: 'remote-broker' }));
   const groups = new RemoteGroups(view, connections, log.child({ component: 'remote-groups' }));
   const proxy = new Proxy(proxyConfig(c, id, mode), {

@@ -228,6 +228,11 @@ export class EmbeddedMetaStore implements MetaStore {
     for (const cb of state.lostCallbacks.splice(0)) cb();
   }
 
+  async revokeLease(id: string): Promise<void> {
+    this.assertUsable();
+    if (this.leases.has(id)) await this.expireLease(id);
+  }
+
   async watchPrefix(prefix: string, cb: (ev: WatchEvent) => void): Promise<Watch> {
     this.assertUsable();
     const watcher: Watcher = { prefix, startRevision: this.revision + 1, cb, active: true };

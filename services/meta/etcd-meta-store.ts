@@ -2,7 +2,7 @@
 // It owns the mapping of the port onto etcd's KV/txn/lease/watch RPCs under an optional key
 // prefix, and the lease watchdog that declares a lease lost once keepalives fail past its TTL.
 
-import { Etcd3, type ICompare, type IKeyValue, type IRequestOp, type Lease as Etcd3Lease, type Watcher } from 'etcd3';
+import { Etcd3, EtcdLeaseInvalidError, type ICompare, type IKeyValue, type IRequestOp, type Lease as Etcd3Lease, type Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Compare, KeyValue, Lease, MetaStore, Op, TxnResult, Watch, WatchEvent } from './meta-store.js';
 
@@ -111,6 +111,15 @@ export class EtcdMetaStore implements MetaStore {
     const lease = new EtcdLease(inner, ttlSeconds, id, requestedAt, this.options.logger, () => this.leases.delete(lease));
     this.leases.add(lease);
     return lease;
+  }
+
+  async revokeLease(id: string): Promise<void> {
+    this.assertOpen();
+    try {
+      await this.client.leaseClient.leaseRevoke({ ID: id });
+    } catch (err) {
+      if (!(err instanceof EtcdLeaseInvalidError)) throw err;
+    }
   }
 
   async watchPrefix(prefix: string, cb: (ev: WatchEvent) => void): Promise<Watch> {

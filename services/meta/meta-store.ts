@@ -65,6 +65,11 @@ export interface MetaStore {
   txn(compares: Compare[], success: Op[], failure?: Op[]): Promise<TxnResult>;
   /** A lease kept alive by the adapter until revoked or lost. */
   grantLease(ttlSeconds: number): Promise<Lease>;
+  /**
+   * Ends any holder's lease now, as if it had expired: its keys go and its holder finds it
+   * lost. A lease already gone is not an error.
+   */
+  revokeLease(id: string): Promise<void>;
   /** Calls cb for every change under prefix after the watch starts, in revision order. */
   watchPrefix(prefix: string, cb: (ev: WatchEvent) => void): Promise<Watch>;
   close(): Promise<void>;

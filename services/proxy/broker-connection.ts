@@ -1,6 +1,7 @@
 // A proxy's connection to one broker: the Kafka protocol itself is the internal RPC.
 // Requests are pipelined and matched by correlation id; a lost connection fails what is in
-// flight (callers answer clients with a retriable error) and the next request reconnects.
+// flight (callers answer clients with a retriable error) and a reconnect starts at once, so
+// a broker that died is noticed by its refused port (onRefused) without waiting for a request.
 import net from 'node:net';
 import { Reader, Writer } from '../protocol/primitives.js';
 import { apis, requestHeaderVersion, responseHeaderVersion } from '../protocol/messages/index.js';
@@ -32,6 +33,7 @@ export class BrokerConnection {
     readonly host: string,
     readonly port: number,
     private readonly clientId: string,
+    private readonly onRefused?: () => void,
   ) {}
 
   private connect(): Promise<net.Socket> {
@@ -40,8 +42,9 @@ export class BrokerConnection {
     this.connecting = new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect({ host: this.host, port: this.port });
       s.setNoDelay(true);
-      const fail = (err: Error) => {
+      const fail = (err: NodeJS.ErrnoException) => {
         this.connecting = undefined;
+        if (err.code === 'ECONNREFUSED' && !this.closed) this.onRefused?.();
         reject(new BrokerUnavailableError(`broker ${this.host}:${this.port}: ${err.message}`));
       };
       s.once('error', fail);
@@ -52,7 +55,10 @@ export class BrokerConnection {
         this.buf = Buffer.alloc(0);
         s.on('data', (d) => this.onData(d));
         s.on('error', () => undefined);
-        s.on('close', () => this.failAll(new BrokerUnavailableError(`connection to broker ${this.host}:${this.port} closed`)));
+        s.on('close', () => {
+          this.failAll(new BrokerUnavailableError(`connection to broker ${this.host}:${this.port} closed`));
+          if (!this.closed) this.connect().catch(() => undefined);
+        });
         resolve(s);
       });
     });

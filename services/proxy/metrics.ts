@@ -14,4 +14,5 @@ export const proxyMetrics = {
   bytesOut: new Counter({ name: 'skiff_proxy_bytes_out_total', help: 'Response bytes sent' }),
   connections: new Gauge({ name: 'skiff_proxy_connections', help: 'Open client connections' }),
   parkedFetches: new Gauge({ name: 'skiff_proxy_parked_fetches', help: 'Fetches waiting for data' }),
+  brokersRevoked: new Counter({ name: 'skiff_proxy_dead_broker_leases_revoked_total', help: 'Leases of brokers whose address refused connections, revoked so their partitions move at once' }),
 };

@@ -38,13 +38,17 @@ const unavailable = (errorCode: number = ErrorCode.NOT_LEADER_OR_FOLLOWER): Prod
 export class BrokerConnections {
   private readonly conns = new Map<number, BrokerConnection>();
 
-  constructor(private readonly clientId: string) {}
+  constructor(
+    private readonly clientId: string,
+    /** Told when a broker's registered address refuses connections (DeadBrokers). */
+    private readonly onRefused?: (reg: Registration) => void,
+  ) {}
 
   to(reg: Registration): BrokerConnection {
     let c = this.conns.get(reg.id);
     if (!c || c.host !== reg.host || c.port !== reg.port) {
       c?.close();
-      c = new BrokerConnection(reg.host, reg.port, this.clientId);
+      c = new BrokerConnection(reg.host, reg.port, this.clientId, () => this.onRefused?.(reg));
       this.conns.set(reg.id, c);
     }
     return c;

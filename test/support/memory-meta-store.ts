@@ -53,6 +53,10 @@ export class MemoryMetaStore implements MetaStore {
     throw new Error('MemoryMetaStore: leases are not implemented');
   }
 
+  async revokeLease(_id: string): Promise<void> {
+    throw new Error('MemoryMetaStore: leases are not implemented');
+  }
+
   async watchPrefix(_prefix: string, _cb: (ev: WatchEvent) => void): Promise<Watch> {
     throw new Error('MemoryMetaStore: watches are not implemented');
   }
