@@ -4,7 +4,7 @@
 // ObjectStore and the MetaStore, so any broker can take a partition over.
 import type { Logger } from 'pino';
 import type { ObjectStore } from '../storage/object-store.js';
-import type { MetaStore, Lease, Compare, Watch } from '../meta/meta-store.js';
+import type { MetaStore, Lease, Compare, KeyValue, Op, Watch } from '../meta/meta-store.js';
 import { decodeAssignment, parseUnit, unitOfKey } from './assignments.js';
 import type { Bus } from '../bus/bus.js';
 import { Keys } from '../meta/keys.js';
@@ -56,6 +56,8 @@ export interface BrokerConfig {
 
 /** Above this many WAL extents a partition rolls a segment whatever segment.bytes says. */
 const MAX_WAL_EXTENTS = 2000;
+/** Operations per MetaStore transaction when moving partitions (etcd's default limit is 128). */
+const TXN_OPS = 100;
 
 export interface BrokerDeps {
   store: ObjectStore;
@@ -268,6 +270,103 @@ export class Broker implements BrokerClient {
   }
 
   /**
+   * Acquiring, for many partitions at once (a rebalance moves hundreds): one transaction per
+   * chunk takes every lock of the chunk if all are free; a chunk where some lock is still held
+   * (its previous owner is draining, or dead with its lease running) waits lock by lock.
+   */
+  private async lockAll(ps: Partition[]): Promise<Partition[]> {
+    const me = Buffer.from(String(this.cfg.brokerId));
+    const stillMine = (p: Partition) => !this.fenced && !this.closing && this.assigned.has(p.key);
+    const taken: Partition[] = [];
+    const contended: Partition[] = [];
+    for (let i = 0; i < ps.length; i += TXN_OPS) {
+      // Those no longer ours go through lock() too, which turns them Offline at once.
+      const chunk = ps.slice(i, i + TXN_OPS);
+      const free = chunk.filter(stillMine);
+      contended.push(...chunk.filter((p) => !stillMine(p)));
+      if (free.length === 0) continue;
+      for (const p of free) p.transition('Acquiring');
+      const keys = free.map((p) => Keys.lock(p.topicId, p.index));
+      const res = await this.deps.meta.txn(
+        keys.map((key): Compare => ({ key, target: 'exists', value: false })),
+        keys.map((key): Op => ({ type: 'put', key, value: me, lease: this.lease.id })),
+      );
+      (res.succeeded ? taken : contended).push(...free);
+    }
+    const waited = await Promise.all(contended.map(async (p) => ((await this.lock(p, () => stillMine(p))) ? p : undefined)));
+    return [...taken, ...waited.filter((p): p is Partition => p !== undefined)];
+  }
+
+  /** The checkpoints of `ps`, read per topic in one range read when many are wanted. */
+  private async loadCheckpoints(ps: Partition[]): Promise<Map<string, KeyValue | null>> {
+    const out = new Map<string, KeyValue | null>();
+    const byTopic = new Map<string, Partition[]>();
+    for (const p of ps) byTopic.set(p.topicId, [...(byTopic.get(p.topicId) ?? []), p]);
+    await Promise.all(
+      [...byTopic].map(async ([topicId, list]) => {
+        if (list.length < 8) return; // read one by one in recover()
+        const found = new Map((await this.deps.meta.getPrefix(Keys.ckptOfTopic(topicId))).map((kv) => [kv.key, kv]));
+        for (const p of list) out.set(p.key, found.get(Keys.ckpt(p.topicId, p.index)) ?? null);
+      }),
+    );
+    return out;
+  }
+
+  /**
+   * Draining many partitions at once: one flush, then per chunk one transaction that writes
+   * their checkpoints and releases their locks, fenced like writeCheckpoint. A chunk that
+   * fails its compares (a lock already lost) goes partition by partition.
+   */
+  private async drainAll(ps: Partition[], why: string): Promise<void> {
+    if (ps.length === 0) return;
+    await Promise.all(
+      ps.map((p) =>
+        p.exclusive(async () => {
+          if (p.state === 'Online') p.transition('Draining', why);
+        }),
+      ),
+    );
+    await this.flusher.drain();
+    const me = Buffer.from(String(this.cfg.brokerId));
+    const slow: Partition[] = [];
+    // Two operations per partition within etcd's default limit of 128 per transaction.
+    for (let i = 0; i < ps.length; i += TXN_OPS / 2) {
+      const chunk = ps.slice(i, i + TXN_OPS / 2).filter((p) => p.state === 'Draining');
+      if (chunk.length === 0 || this.fenced) {
+        slow.push(...chunk);
+        continue;
+      }
+      const hws = chunk.map((p) => p.highWatermark);
+      const res = await this.deps.meta
+        .txn(
+          [...this.fenceCompares(), ...chunk.map((p): Compare => ({ key: Keys.lock(p.topicId, p.index), target: 'value', op: '==', value: me }))],
+          chunk.flatMap((p): Op[] => [
+            { type: 'put', key: Keys.ckpt(p.topicId, p.index), value: this.encodeCheckpointOf(p) },
+            { type: 'delete', key: Keys.lock(p.topicId, p.index) },
+          ]),
+        )
+        .catch((err) => {
+          this.log.warn({ err }, 'batched drain failed; draining one by one');
+          return { succeeded: false };
+        });
+      if (!res.succeeded) {
+        slow.push(...chunk);
+        continue;
+      }
+      m.checkpoints.inc(chunk.length);
+      chunk.forEach((p, j) => {
+        this.checkpointed.set(p.key, hws[j]);
+        p.abandonUncommitted(new PartitionUnavailableError('Draining'));
+        p.transition('Offline', why);
+        this.forget(p);
+      });
+    }
+    // Whatever was not released above (fenced, lock lost, not Online when the drain began).
+    const rest = ps.filter((p) => this.partitionsByKey.get(p.key) === p);
+    await Promise.all(rest.map((p) => p.exclusive(() => this.drainPartition(p, why))));
+  }
+
+  /**
    * Acquiring: takes the partition's write lock (a key bound to this broker's lease), waiting
    * while another broker holds it — it is draining, or dead and its lease about to expire —
    * for as long as `stillMine()` says the partition is ours.
@@ -297,11 +396,12 @@ export class Broker implements BrokerClient {
   }
 
   /** Recovering → Online: rebuild from the checkpoint and the WAL records committed after it. */
-  private async recover(p: Partition, wal: Map<string, { key: string; extent: Extent }[]>): Promise<void> {
+  private async recover(p: Partition, wal: Map<string, { key: string; extent: Extent }[]>, checkpoint?: KeyValue | null): Promise<void> {
     const { meta } = this.deps;
     const epoch = p.leaderEpoch;
     p.transition('Recovering');
-    const ck = await meta.get(Keys.ckpt(p.topicId, p.index));
+    // null: read beforehand and absent; undefined: not read yet.
+    const ck = checkpoint === undefined ? await meta.get(Keys.ckpt(p.topicId, p.index)) : (checkpoint ?? undefined);
     if (ck) {
       const c = decodeCheckpoint(ck.value);
       p.logStartOffset = c.logStartOffset;
@@ -373,20 +473,28 @@ export class Broker implements BrokerClient {
       if (!t) continue;
       arriving.push(this.newPartition(topicId, t.name, Number(key.slice(cut + 1)), epoch));
     }
-    await Promise.all(leaving.map((p) => p.exclusive(() => this.drainPartition(p, 'assigned to another broker'))));
-    const locked = (await Promise.all(arriving.map(async (p) => ((await this.lock(p, () => this.assigned.has(p.key))) ? p : undefined)))).filter(
-      (p): p is Partition => p !== undefined,
+    const started = performance.now();
+    await this.drainAll(leaving, 'assigned to another broker');
+    const drainedAt = performance.now();
+    const locked = await this.lockAll(arriving);
+    const lockedAt = performance.now();
+    if (locked.length > 0) {
+      // WAL records and checkpoints are read after the locks are ours: they include the
+      // previous owner's last commits.
+      const [wal, checkpoints] = await Promise.all([this.loadWalRecords(), this.loadCheckpoints(locked)]);
+      for (const p of locked) await this.recover(p, wal, checkpoints.get(p.key));
+    }
+    if (locked.length === 0 && leaving.length === 0) return;
+    const ms = (t: number) => Math.round(t);
+    this.log.info(
+      { opened: locked.length, drained: leaving.length, owned: this.partitionsByKey.size, drainMs: ms(drainedAt - started), lockMs: ms(lockedAt - drainedAt), recoverMs: ms(performance.now() - lockedAt) },
+      'assignments applied',
     );
-    if (locked.length === 0) return;
-    // WAL records are read after the locks are ours: they include the previous owner's last commits.
-    const wal = await this.loadWalRecords();
-    for (const p of locked) await this.recover(p, wal);
-    this.log.info({ opened: locked.length, drained: leaving.length, owned: this.partitionsByKey.size }, 'assignments applied');
   }
 
   /** Draining → Offline: commit what is pending, checkpoint, release the lock. */
   private async drainPartition(p: Partition, why: string): Promise<void> {
-    if (p.state === 'Online') {
+    if (p.state === 'Online' || p.state === 'Draining') {
       p.transition('Draining', why);
       await this.flusher.drain();
       if (!this.fenced) {
@@ -761,23 +869,23 @@ export class Broker implements BrokerClient {
    * partition's lock (a broker the partition moved away from cannot overwrite the new
    * owner's checkpoint).
    */
+  private encodeCheckpointOf(p: Partition): Buffer {
+    return encodeCheckpoint({
+      logStartOffset: p.logStartOffset,
+      highWatermark: p.highWatermark,
+      leaderEpoch: p.leaderEpoch,
+      segments: p.segments,
+      extents: p.extents,
+      producers: p.producers.snapshot(),
+    });
+  }
+
   private async writeCheckpoint(p: Partition): Promise<void> {
     const hw = p.highWatermark;
     const res = await this.deps.meta.txn(
       [...this.fenceCompares(), { key: Keys.lock(p.topicId, p.index), target: 'value', op: '==', value: Buffer.from(String(this.cfg.brokerId)) }],
       [
-        {
-          type: 'put',
-          key: Keys.ckpt(p.topicId, p.index),
-          value: encodeCheckpoint({
-            logStartOffset: p.logStartOffset,
-            highWatermark: hw,
-            leaderEpoch: p.leaderEpoch,
-            segments: p.segments,
-            extents: p.extents,
-            producers: p.producers.snapshot(),
-          }),
-        },
+        { type: 'put', key: Keys.ckpt(p.topicId, p.index), value: this.encodeCheckpointOf(p) },
       ],
     );
     if (!res.succeeded) {

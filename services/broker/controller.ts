@@ -83,6 +83,7 @@ export class Controller {
   }
 
   private async reconcileOnce(): Promise<void> {
+    const started = performance.now();
     const draining = new Set((await this.meta.getPrefix(Keys.drainingPrefix)).map((kv) => Number(kv.key.slice(Keys.drainingPrefix.length))));
     const live = (await this.meta.getPrefix(Keys.brokersPrefix)).map((kv) => Number(kv.key.slice(Keys.brokersPrefix.length)));
     const targets = live.filter((id) => !draining.has(id)).sort((a, b) => a - b);
@@ -114,7 +115,7 @@ export class Controller {
         return;
       }
     }
-    this.log.info({ changes: ops.length, brokers: targets }, 'assignments updated');
+    this.log.info({ changes: ops.length, brokers: targets, ms: Math.round(performance.now() - started) }, 'assignments updated');
   }
 
   /** Keeps live owners, gives orphans to the least loaded, then evens counts one move at a time. */
