@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { Compare, KeyValue, Lease, MetaStore, Op, TxnResult, Watch, WatchEvent } from './meta-store.js';
+import { MetaStoreClosedError, type Compare, type KeyValue, type Lease, type MetaStore, type Op, type TxnResult, type Watch, type WatchEvent } from './meta-store.js';
 
 export interface EmbeddedMetaStoreOptions {
   /** Rewrite the log into a snapshot once it grows past this many bytes. Default 64 MiB. */
@@ -18,13 +18,6 @@ export interface EmbeddedMetaStoreOptions {
    * (--max-txn-ops), so code that works here does not fail against etcd.
    */
   maxTxnOps?: number;
-}
-
-export class MetaStoreClosedError extends Error {
-  constructor() {
-    super('meta store is closed');
-    this.name = 'MetaStoreClosedError';
-  }
 }
 
 /** Writing the log failed: memory is ahead of the disk, so the store refuses all further work. */

@@ -4,7 +4,7 @@
 
 import { Etcd3, EtcdLeaseInvalidError, type ICompare, type IKeyValue, type IRequestOp, type Lease as Etcd3Lease, type Watcher } from 'etcd3';
 import type { Logger } from 'pino';
-import type { Compare, KeyValue, Lease, MetaStore, Op, TxnResult, Watch, WatchEvent } from './meta-store.js';
+import { MetaStoreClosedError, type Compare, type KeyValue, type Lease, type MetaStore, type Op, type TxnResult, type Watch, type WatchEvent } from './meta-store.js';
 
 export interface EtcdMetaStoreOptions {
   /** e.g. ['http://127.0.0.1:2379']. */
@@ -17,13 +17,6 @@ export interface EtcdMetaStoreOptions {
   /** Page size for getPrefix, which etcd would otherwise answer in one message of any size. Default 1000. */
   pageSize?: number;
   logger?: Logger;
-}
-
-export class MetaStoreClosedError extends Error {
-  constructor() {
-    super('meta store is closed');
-    this.name = 'MetaStoreClosedError';
-  }
 }
 
 export class EtcdMetaStore implements MetaStore {

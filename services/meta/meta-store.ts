@@ -2,6 +2,14 @@
 // leases, prefix watches). Adapters: etcd-meta-store.ts and embedded-meta-store.ts (one
 // process, persisted to a file). Business logic never knows which one it has.
 
+/** Any call on a store after close(). */
+export class MetaStoreClosedError extends Error {
+  constructor() {
+    super('meta store is closed');
+    this.name = 'MetaStoreClosedError';
+  }
+}
+
 export interface KeyValue {
   key: string;
   value: Buffer;
