@@ -395,7 +395,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     };
     const makeProxy = async (nodeId: number): Promise<ClusterProc> => {
       const [kafkaPort, httpPort] = await twoPorts();
-      const args = [...common(nodeId, kafkaPort, httpPort), '--advertise-mode', opts.advertiseMode ?? 'direct', ...(opts.proxyArgs ?? [])];
+      // Proxies get the bucket too: they serve catch-up fetches from segment objects.
+      const args = [...common(nodeId, kafkaPort, httpPort), ...s3Args, '--advertise-mode', opts.advertiseMode ?? 'direct', ...(opts.proxyArgs ?? [])];
       const p = new ClusterProc('proxy', nodeId, kafkaPort, httpPort, args, path.join(dir, `proxy-${nodeId}.log`));
       procs.push(p);
       return p;
@@ -872,7 +873,8 @@ export function saveOutput(cluster: Cluster, proc: Proc): void {
   }
 }
 
-async function etcdRange(cluster: Cluster, prefix: string): Promise<Array<{ key: string; value: string }>> {
+/** Keys under `prefix` in etcd with their values (utf-8), through its JSON gateway. */
+export async function etcdRange(cluster: Cluster, prefix: string): Promise<Array<{ key: string; value: string }>> {
   const start = Buffer.from(prefix);
   const end = Buffer.from(prefix);
   end[end.length - 1] += 1;

@@ -16,6 +16,7 @@ import { Proxy } from '../proxy/proxy.js';
 import { ClusterView } from '../proxy/cluster-view.js';
 import { BrokerConnections, RemoteBrokerClient } from '../proxy/remote-broker.js';
 import { RemoteGroups } from '../proxy/remote-groups.js';
+import { CatchUpReads } from '../proxy/catch-up.js';
 import { brokerConfig, clusterId, objectStore, proxyConfig, type Running } from './dev.js';
 import { startHttp } from './http.js';
 import { ConfigError, type Resolved } from './config.js';
@@ -182,7 +183,10 @@ export async function runProxy(c: Resolved, log: Logger): Promise<Running> {
   const nodeId = Number(c.nodeId);
   const dead = new DeadBrokers(meta, log.child({ component: 'dead-brokers' }));
   const connections = new BrokerConnections(`skiff-proxy-${nodeId}`, (reg) => void dead.refused(reg));
-  const broker = new RemoteBrokerClient(view, topics, connections, log.child({ component: 'remote-broker' }));
+  // Catch-up fetches are read from segment objects here (DESIGN.md §3); the object store (and
+  // with it the S3 SDK) is opened on the first one, so an idle proxy never loads it.
+  const catchUp = c.s3Bucket ? new CatchUpReads(meta, topics, () => objectStore(c, '', log), Number(c.blockCacheBytes), log.child({ component: 'catch-up' })) : undefined;
+  const broker = new RemoteBrokerClient(view, topics, connections, log.child({ component: 'remote-broker' }), catchUp);
   const groups = new RemoteGroups(view, connections, log.child({ component: 'remote-groups' }));
   const proxy = new Proxy(proxyConfig(c, id, mode), {
     broker,
@@ -235,6 +239,7 @@ export async function runProxy(c: Resolved, log: Logger): Promise<Running> {
       await lease?.revoke().catch(() => undefined);
       await proxy.close();
       connections.close();
+      await catchUp?.close();
       await view.close();
       await topics.close();
       await http.close();

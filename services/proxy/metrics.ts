@@ -1,4 +1,5 @@
-// The proxy's Prometheus metrics: requests and latency by API, bytes on the wire, connections.
+// The proxy's Prometheus metrics: requests and latency by API, bytes on the wire, connections,
+// and who served fetched data (the proxy from segment objects, or the owning broker).
 import { Counter, Gauge, Histogram } from 'prom-client';
 
 export const proxyMetrics = {
@@ -14,5 +15,16 @@ export const proxyMetrics = {
   bytesOut: new Counter({ name: 'skiff_proxy_bytes_out_total', help: 'Response bytes sent' }),
   connections: new Gauge({ name: 'skiff_proxy_connections', help: 'Open client connections' }),
   parkedFetches: new Gauge({ name: 'skiff_proxy_parked_fetches', help: 'Fetches waiting for data' }),
+  fetchReads: new Counter({
+    name: 'skiff_proxy_fetch_reads_total',
+    help: 'Partition reads of fetches (cluster mode): source=segment read by this proxy from a segment object, broker forwarded',
+    labelNames: ['source'],
+  }),
+  fetchBytes: new Counter({ name: 'skiff_proxy_fetch_bytes_total', help: 'Record-batch bytes answered to fetches (cluster mode), by source as above', labelNames: ['source'] }),
+  catchUpFallbacks: new Counter({
+    name: 'skiff_proxy_catch_up_fallbacks_total',
+    help: 'Catch-up reads handed back to the broker: segment object missing, checksum mismatch, other error',
+    labelNames: ['reason'],
+  }),
   brokersRevoked: new Counter({ name: 'skiff_proxy_dead_broker_leases_revoked_total', help: 'Leases of brokers whose address refused connections, revoked so their partitions move at once' }),
 };

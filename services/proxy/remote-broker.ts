@@ -1,7 +1,8 @@
 // The BrokerClient port over the network (cluster mode): each partition's work goes to the
 // broker the controller assigned it to, over the Kafka protocol. Produce calls made in the
 // same event-loop turn are merged into one request per broker; fetches are split by broker
-// and merged back. A broker that cannot be reached costs clients a retriable error.
+// and merged back, except catch-up reads, which the proxy serves from segment objects itself
+// (catch-up.ts). A broker that cannot be reached costs clients a retriable error.
 import type { Logger } from 'pino';
 import type { BrokerClient, EpochEndResult, FetchInput, FetchResult, ListOffsetResult, PartitionStatus, ProduceResult } from '../broker/broker-client.js';
 import { partitionUnit, type Registration } from '../broker/assignments.js';
@@ -16,9 +17,13 @@ import type { DeleteRecordsResponse } from '../protocol/messages/delete-records-
 import type { InitProducerIdResponse } from '../protocol/messages/init-producer-id-response.js';
 import { BrokerConnection } from './broker-connection.js';
 import type { ClusterView } from './cluster-view.js';
+import { CatchUpError, type CatchUpPlan, type CatchUpReads } from './catch-up.js';
+import { proxyMetrics as m } from './metrics.js';
 
 const PRODUCE_V = 9;
 const FETCH_V = 12;
+/** Below every log start: the owner answers with the partition's offsets and reads nothing. */
+const PROBE_OFFSET = -1;
 
 interface PendingProduce {
   topic: string;
@@ -78,6 +83,8 @@ export class RemoteBrokerClient implements BrokerClient {
     private readonly topics: TopicRegistry,
     readonly connections: BrokerConnections,
     private readonly log: Logger,
+    /** Cluster mode with an object store: catch-up fetches are read from segments here. */
+    private readonly catchUp?: CatchUpReads,
   ) {}
 
   private owner(topicId: string, partition: number): Registration | undefined {
@@ -143,6 +150,82 @@ export class RemoteBrokerClient implements BrokerClient {
   }
 
   async fetch(inputs: FetchInput[], budget: number): Promise<FetchResult[]> {
+    const plans = this.catchUp ? inputs.map((i) => this.catchUp!.plan(i.topicId, i.partition, i.fetchOffset)) : [];
+    const fromSegment = new Array<boolean>(inputs.length).fill(false);
+    const out = plans.some((p) => p) ? await this.fetchCatchingUp(inputs, plans, fromSegment, budget) : await this.forward(inputs, budget);
+    inputs.forEach((i, n) => {
+      if (out[n].highWatermark >= 0) this.catchUp?.observe(i.topicId, i.partition, out[n].highWatermark);
+    });
+    // Each broker honoured the budget on its own, and so did each catch-up read; keep the
+    // response-wide limit (KIP-74: the first data always stays).
+    let used = 0;
+    out.forEach((r, n) => {
+      const source = fromSegment[n] ? 'segment' : 'broker';
+      m.fetchReads.inc({ source });
+      if (r.bytes === 0) return;
+      if (used > 0 && used + r.bytes > budget) {
+        r.records = [];
+        r.bytes = 0;
+        return;
+      }
+      used += r.bytes;
+      m.fetchBytes.inc({ source }, r.bytes);
+    });
+    return out;
+  }
+
+  /**
+   * Partitions with a catch-up plan are read from segments here while their owner answers a
+   * probe for them in the same request: fetch offset -1, which is below every log start, so
+   * the broker answers OFFSET_OUT_OF_RANGE at once, reading nothing, with the partition's
+   * current high watermark and log start (or the error any offset would get: not online,
+   * moved, unknown). Those decide the answer exactly as the broker decides it: data only for
+   * an offset in [log start, high watermark], and none at or above the high watermark.
+   * A catch-up read that failed, or a probe answered otherwise, goes to the broker after all.
+   */
+  private async fetchCatchingUp(inputs: FetchInput[], plans: (CatchUpPlan | undefined)[], fromSegment: boolean[], budget: number): Promise<FetchResult[]> {
+    const reads = plans.map((p, n) => {
+      if (!p) return undefined;
+      const limit = Math.max(1, Math.min(inputs[n].maxBytes, budget));
+      return this.catchUp!.read(p, inputs[n].fetchOffset, limit).catch((err: unknown) => err as Error);
+    });
+    const out = await this.forward(inputs.map((i, n) => (plans[n] ? { ...i, fetchOffset: PROBE_OFFSET, maxBytes: 0 } : i)), budget);
+    const again: number[] = [];
+    for (let n = 0; n < inputs.length; n++) {
+      const pending = reads[n];
+      if (!pending) continue;
+      const read = await pending;
+      const probe = out[n];
+      const offset = inputs[n].fetchOffset;
+      if (probe.errorCode !== ErrorCode.OFFSET_OUT_OF_RANGE || probe.highWatermark < 0) {
+        // An error the partition has whatever the offset stands; anything else is not a probe answer.
+        if (probe.errorCode === ErrorCode.NONE || probe.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE) again.push(n);
+        continue;
+      }
+      if (offset < probe.logStartOffset || offset > probe.highWatermark) continue;
+      if (read instanceof Error) {
+        const reason = read instanceof CatchUpError ? read.reason : 'error';
+        m.catchUpFallbacks.inc({ reason });
+        this.log[reason === 'missing' ? 'debug' : 'warn']({ err: read, topicId: inputs[n].topicId, partition: inputs[n].partition, offset }, 'catch-up read failed; asking the broker');
+        again.push(n);
+        continue;
+      }
+      if (read.bytes === 0 || read.lastOffset >= probe.highWatermark) {
+        again.push(n);
+        continue;
+      }
+      out[n] = { errorCode: ErrorCode.NONE, highWatermark: probe.highWatermark, lastStableOffset: probe.lastStableOffset, logStartOffset: probe.logStartOffset, records: read.records, bytes: read.bytes };
+      fromSegment[n] = true;
+    }
+    if (again.length > 0) {
+      const res = await this.forward(again.map((n) => inputs[n]), budget);
+      again.forEach((n, j) => (out[n] = res[j]));
+    }
+    return out;
+  }
+
+  /** Fetches from the owning brokers, one request per broker, answers in input order. */
+  private async forward(inputs: FetchInput[], budget: number): Promise<FetchResult[]> {
     const out: FetchResult[] = new Array(inputs.length);
     const byBroker = new Map<number, number[]>();
     inputs.forEach((i, n) => {
@@ -206,18 +289,6 @@ export class RemoteBrokerClient implements BrokerClient {
         }
       }),
     );
-    // Each broker honoured the budget on its own; keep the response-wide limit (KIP-74: the
-    // first data always stays).
-    let used = 0;
-    for (const r of out) {
-      if (r.bytes === 0) continue;
-      if (used > 0 && used + r.bytes > budget) {
-        r.records = [];
-        r.bytes = 0;
-        continue;
-      }
-      used += r.bytes;
-    }
     return out;
   }
 
