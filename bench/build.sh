@@ -29,6 +29,8 @@ command -v go >/dev/null 2>&1 || missing+=(golang-go)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+# the cluster failover scenario's producer (e2e/cluster/producer.py)
+/usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || missing+=(python3-confluent-kafka)
 command -v rsvg-convert >/dev/null 2>&1 || missing+=(librsvg2-bin)
 command -v stdbuf >/dev/null 2>&1 || missing+=(coreutils)
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Skiff's benchmarks (`npm run bench`): real compiled clients against a real `skiff dev`
-// process, the same load against a real peer (NATS JetStream) and the machine's own limits,
+// process and against a cluster (bench/cluster.ts: brokers and a proxy on etcd, nats-server and
+// s3rver), the same load against a real peer (NATS JetStream) and the machine's own limits,
 // all in one run. Writes bench/results/<YYYY-MM-DD>-<hostname>.{md,json,png,svg}.
 //
-//   npm run bench                 full set (~12-20 min)
-//   npm run bench -- --quick      reduced set (~3 min)
+//   npm run bench                 full set (~17-25 min)
+//   npm run bench -- --quick      reduced set (~5 min)
 //   node bench/run.mjs --help     every option
 //
 // See bench/README.md for what is measured and how.
@@ -13,7 +14,7 @@ import { cpus, hostname, totalmem, release, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { run, startProcess, freePort, waitHttp, waitTcp, memOf, cpuWindow, machineCpu, commandLog, setScenario, setNice } from './lib/proc.mjs';
+import { run, startProcess, freePort, waitHttp, waitTcp, memOf, cpuOf, cpuWindow, machineCpu, commandLog, setScenario, setNice } from './lib/proc.mjs';
 import { median, summarize, readLatencyFile, parseMetrics, metricsDelta } from './lib/stats.mjs';
 import { writeChart } from './lib/chart.mjs';
 import { writeReport, evaluateTargets } from './lib/report.mjs';
@@ -28,6 +29,9 @@ const JSBENCH = rel(join(BUILD, 'jsbench'));
 const LIMITS = rel(join(BUILD, 'limits'));
 const RDKLAT = rel(join(BUILD, 'rdkafka_latency'));
 const MAIN = 'dist/services/cli/main.js';
+// The cluster scenarios are TypeScript on the e2e tests' launcher; vite-node runs them as they are.
+const VITE_NODE = 'node_modules/.bin/vite-node';
+const CLUSTER_TS = 'bench/cluster.ts';
 
 // ---------------------------------------------------------------- options
 
@@ -40,13 +44,14 @@ const option = (name, dflt) => {
 if (flag('--help') || flag('-h')) {
   console.log(`usage: node bench/run.mjs [options]
 
-  --quick             reduced set (about 3 minutes); results get a -quick suffix
-  --only GROUPS       comma list of: limits,memory,produce,consume,latency,jetstream,profile
+  --quick             reduced set (about 5 minutes); results get a -quick suffix
+  --only GROUPS       comma list of: limits,memory,produce,consume,latency,jetstream,profile,cluster
   --filter REGEX      only the steps whose label matches (e.g. 'produce 1KiB acks=all p=1')
   --profile           also run the CPU-profile scenario in --quick (the full set always does)
   --no-profile        skip the CPU-profile scenario
   --reps N            repetitions of each throughput/latency scenario (default 1 quick, 3 full)
   --seconds N         length of one produce run (default 4 quick, 7 full)
+  --lease-ttl S       the cluster brokers' --lease-ttl-seconds (default 2: fast failover)
   --wait-idle S       before each step wait up to S seconds for the machine to be idle
                       (busy <= 20%), for shared machines; default 0 (don't wait)
   --nice N            run servers and clients under 'nice -n N' (negative needs root): on a
@@ -114,6 +119,22 @@ const C = {
   ddBytes: QUICK ? 512 * MiB : 1024 * MiB,
   profileSeconds: QUICK ? 8 : 15,
   proxyReps: QUICK ? 1 : 3,
+  cluster: {
+    // What a user who wants fast failover would set; the default is 5 s.
+    leaseTtlSeconds: Number(option('--lease-ttl', 2)),
+    brokers: 3,
+    // [size, acks, partitions], through 1 proxy to `brokers` brokers
+    produce: [
+      [1024, -1, 64],
+      [1024, 1, 64],
+    ],
+    failoverKills: QUICK ? 3 : 5,
+    failoverPartitions: 64,
+    failoverRate: 2000, // msg/s over all partitions: one message per partition every 32 ms
+    movePartitions: 1000,
+    moveRounds: QUICK ? 1 : 3,
+    moveFill: 100_000, // 100 B messages written before the moves, so recovery has WAL to read
+  },
 };
 
 // ---------------------------------------------------------------- progress
@@ -170,6 +191,8 @@ if (!REPORT_FROM) mkdirSync(logDir, { recursive: true });
 const cleanups = new Set();
 let scenarioLog = join(logDir, 'setup.log');
 
+/** Processes that take their own children down on SIGTERM (bench/cluster.ts): waited for before the data goes. */
+const stopping = new Set();
 function cleanupAll() {
   for (const c of cleanups) {
     try {
@@ -179,11 +202,30 @@ function cleanupAll() {
     }
   }
   cleanups.clear();
-  if (runRoot) rmSync(runRoot, { recursive: true, force: true });
+  removeRunRoot();
 }
-process.on('SIGINT', () => {
+function removeRunRoot() {
+  try {
+    if (runRoot) rmSync(runRoot, { recursive: true, force: true });
+  } catch {
+    /* a server still writing there; what is left is under the data root */
+  }
+}
+let interrupted = false;
+process.on('SIGINT', async () => {
+  interrupted = true;
   progress.note('\ninterrupted: stopping servers and removing data');
   cleanupAll();
+  const alive = (pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 100 && [...stopping].some(alive); i++) await sleep(100);
+  removeRunRoot();
   process.exit(130);
 });
 
@@ -198,6 +240,7 @@ const results = {
   software: {},
   build: {},
   skiff: { produce: [], tail: [], catchup: [], latency: [], servers: [], proxyIdle: { runs: [] } },
+  cluster: { produce: [], failover: null, move: null },
   jetstream: { pubAsync: [], pubSync: [], consume: [], latency: [], servers: [] },
   limits: {},
   profile: null,
@@ -243,6 +286,9 @@ async function describeMachine() {
     go: await capture('go', ['version']),
     cc: (await capture('cc', ['--version'])).split('\n')[0],
     rsvg: await capture('rsvg-convert', ['--version']),
+    etcd: (await capture('etcd', ['--version'])).split('\n')[0],
+    s3rver: await capture('node', ['-p', "require('s3rver/package.json').version"]),
+    pythonConfluentKafka: await capture('/usr/bin/python3', ['-c', 'import confluent_kafka as c; print(c.version()[0], "on librdkafka", c.libversion()[0])']),
   };
   const head = await capture('git', ['rev-parse', 'HEAD']);
   const dirty = await capture('git', ['--no-optional-locks', 'status', '--porcelain']);
@@ -976,6 +1022,159 @@ if (PROFILE && (ONLY.length === 0 || ONLY.includes('profile'))) {
   });
 }
 
+// Cluster mode: bench/cluster.ts starts the cluster with the e2e tests' launcher
+// (e2e/cluster/support.ts); its processes' data goes under runRoot through TMPDIR.
+
+/** Commands bench/cluster.ts started, into the results' command list under the current step. */
+function foldCommands(scenario, cmds) {
+  for (const c of cmds ?? []) commandLog.push({ scenario, command: c.command, started: c.started, seconds: null, exit: null, background: c.background, via: CLUSTER_TS, note: c.note });
+}
+
+function clusterArgs(mode, label) {
+  if (!existsSync(join(REPO, VITE_NODE))) throw new Error(`${VITE_NODE} is missing (it comes with vitest): run npm install`);
+  const slug = label.replace(/[^\w=.-]+/g, '_').slice(0, 60);
+  return [CLUSTER_TS, '--', mode, '--lease-ttl', String(C.cluster.leaseTtlSeconds), '--log-dir', logDir, '--log-prefix', slug];
+}
+
+const showClusterProgress = (line, stream) => stream === 'stderr' && line.startsWith('% ') && progress.show(line.slice(2));
+
+/**
+ * A cluster (`bench/cluster.ts serve`) with `topic` created and Online, held until stop():
+ * the load runs from here, and /proc of its processes is read from here.
+ */
+async function startCluster({ label, topic, partitions }) {
+  let ready;
+  const gotReady = new Promise((resolve, reject) => (ready = { resolve, reject }));
+  const p = run(VITE_NODE, [...clusterArgs('serve', label), '--topic', topic, '--partitions', String(partitions), '--brokers', String(C.cluster.brokers)], {
+    cwd: REPO,
+    env: { TMPDIR: runRoot },
+    logFile: join(logDir, `${label.replace(/[^\w=.-]+/g, '_').slice(0, 60)}-cluster.log`),
+    timeoutMs: 3_600_000,
+    timeoutSignal: 'SIGTERM',
+    onLine(line, stream) {
+      showClusterProgress(line, stream);
+      if (stream === 'stdout' && line.startsWith('{"ready"')) ready.resolve(JSON.parse(line).ready);
+    },
+  });
+  p.then(
+    (r) => ready.reject(new Error(`bench/cluster.ts serve exited (${r.code ?? r.signal}) before its cluster was ready: ${r.stderr.slice(-1500)}`)),
+    (e) => ready.reject(e),
+  );
+  const cleanup = clusterCleanup(p.child.pid);
+  let info;
+  try {
+    info = await gotReady;
+  } catch (e) {
+    cleanup();
+    cleanups.delete(cleanup);
+    throw e;
+  }
+  foldCommands(label, info.commands);
+  // The launcher itself parses the brokers' logs; its CPU is the benchmark's, not "other".
+  const processes = [...info.processes, { name: 'launcher (bench/cluster.ts)', pid: p.child.pid }];
+  let stopped = null;
+  return {
+    broker: info.bootstrap,
+    info,
+    processes,
+    async stop() {
+      if (stopped) return stopped;
+      stopped = Object.fromEntries(processes.map((x) => [x.name, memOf(x.pid)]));
+      p.child.kill('SIGTERM');
+      const t = setTimeout(() => p.child.kill('SIGKILL'), 30_000);
+      await p.catch(() => undefined);
+      clearTimeout(t);
+      cleanups.delete(cleanup);
+      return stopped;
+    },
+  };
+}
+
+/** SIGTERM, not SIGKILL, when interrupted: bench/cluster.ts then takes its etcd, brokers and proxy down with it. */
+function clusterCleanup(pid) {
+  const cleanup = () => {
+    stopping.add(pid);
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  };
+  cleanups.add(cleanup);
+  return cleanup;
+}
+
+/** `bench/cluster.ts <mode>` to completion; returns what it measured. */
+async function clusterScenario(mode, label, args, timeoutMs) {
+  const json = join(runRoot, `cluster-${mode}-${Date.now()}.json`);
+  const p = run(VITE_NODE, [...clusterArgs(mode, label), '--json', json, ...args], { cwd: REPO, env: { TMPDIR: runRoot }, logFile: scenarioLog, timeoutMs, timeoutSignal: 'SIGTERM', onLine: showClusterProgress });
+  const cleanup = clusterCleanup(p.child.pid);
+  const r = await p.finally(() => cleanups.delete(cleanup));
+  if (!existsSync(json)) throw new Error(`bench/cluster.ts ${mode} wrote no results (exit ${r.code ?? r.signal}${r.timedOut ? ', timed out' : ''}): ${r.stderr.slice(-1500)}`);
+  const out = JSON.parse(readFileSync(json, 'utf8'));
+  rmSync(json, { force: true });
+  foldCommands(label, out.commands);
+  delete out.commands;
+  if (out.error) throw new Error(out.error);
+  return out;
+}
+
+if (want('cluster')) {
+  for (const [size, acks, partitions] of C.cluster.produce) {
+    const entry = { size, acks, partitions, brokers: C.cluster.brokers, proxies: 1, runs: [] };
+    results.cluster.produce.push(entry);
+    for (let rep = 1; rep <= C.produceReps; rep++) {
+      const label = `cluster produce ${sizeName(size)} acks=${acksName(acks)} p=${partitions} (run ${rep}/${C.produceReps})`;
+      step('cluster', label, async () => {
+        const topic = `bench-${size}-${acksName(acks)}-${partitions}`;
+        const c = await startCluster({ label, topic, partitions });
+        try {
+          const win = measureWindow(c.processes.map((x) => x.pid));
+          const cpu0 = c.processes.map((x) => cpuOf(x.pid).self);
+          const t0 = performance.now();
+          const r = await rdkProduce(c, topic, { size, acks, seconds: C.produceSeconds, count: Math.floor(C.maxProduceBytes / size), label });
+          const wall = (performance.now() - t0) / 1000;
+          r.cpu = win();
+          const cpuPct = c.processes.map((x, i) => (100 * (cpuOf(x.pid).self - cpu0[i])) / wall);
+          const mem = await c.stop();
+          r.processes = c.processes.map((x, i) => ({ name: x.name, cpuPct: Number(cpuPct[i].toFixed(1)), peakRss: mem[x.name].hwm, finalRss: mem[x.name].rss }));
+          r.controller = c.info.controller;
+          r.shares = c.info.shares;
+          entry.runs.push(r);
+          if (!(r.msgsPerSec > 0)) throw new Error(`no messages delivered (exit ${r.exit})`);
+          const of = (re) => r.processes.filter((x) => re.test(x.name));
+          const peak = (re) => Math.max(...of(re).map((x) => x.peakRss));
+          const cpu = (re) => of(re).reduce((a, x) => a + x.cpuPct, 0);
+          return `${Math.round(r.msgsPerSec).toLocaleString('en-US')} msg/s  ${r.mbPerSec.toFixed(1)} MB/s  CPU brokers ${cpu(/^broker/).toFixed(0)}% proxy ${cpu(/^proxy/).toFixed(0)}%  peak RSS brokers ≤ ${(peak(/^broker/) / 1e6).toFixed(0)} MB, proxy ${(peak(/^proxy/) / 1e6).toFixed(0)} MB  other ${r.cpu.otherCpuPct}%`;
+        } finally {
+          await c.stop().catch(() => undefined);
+        }
+      });
+    }
+  }
+  {
+    const n = C.cluster.failoverKills;
+    const label = `cluster failover: SIGKILL a broker under an idempotent acks=all producer (${n} kills)`;
+    step('cluster', label, async () => {
+      const out = await clusterScenario('failover', label, ['--runs', String(n), '--partitions', String(C.cluster.failoverPartitions), '--rate', String(C.cluster.failoverRate)], (120 + n * 150) * 1000);
+      results.cluster.failover = out;
+      const u = out.runs.map((r) => r.unavailableMs);
+      return `writes to a killed broker's partitions resumed after median ${median(u)} ms, max ${Math.max(...u)} ms (${u.join(', ')} ms)`;
+    });
+  }
+  {
+    const n = C.cluster.moveRounds;
+    const label = `cluster move ${C.cluster.movePartitions.toLocaleString('en-US')} partitions: scale-out and drain (${n} round${n > 1 ? 's' : ''})`;
+    step('cluster', label, async () => {
+      const out = await clusterScenario('move', label, ['--runs', String(n), '--partitions', String(C.cluster.movePartitions), '--fill', String(C.cluster.moveFill), '--rdkperf', RDKPERF], (300 + n * 300) * 1000);
+      results.cluster.move = out;
+      const so = out.runs.map((r) => r.scaleOut.registrationToAllOnlineMs);
+      const dr = out.runs.map((r) => r.drain.termToAllOnlineMs);
+      return `scale-out ${so.join(', ')} ms (${out.runs[0]?.scaleOut.moved} moved), drain ${dr.join(', ')} ms (${out.runs[0]?.drain.moved} moved)`;
+    });
+  }
+}
+
 // ---------------------------------------------------------------- run
 
 function aggregate() {
@@ -1009,6 +1208,29 @@ function aggregate() {
     };
   }
   for (const [k, v] of Object.entries(results.limits)) if (v?.runs) v.median = { mbPerSec: med(v.runs, (r) => r.mb_per_sec) };
+  const cl = results.cluster;
+  if (cl) {
+    for (const e of cl.produce) {
+      const names = [...new Set(e.runs.flatMap((r) => r.processes.map((x) => x.name)))];
+      const per = (name, k) => med(e.runs, (r) => r.processes.find((x) => x.name === name)?.[k]);
+      e.median = {
+        msgsPerSec: med(e.runs, (r) => r.msgsPerSec),
+        mbPerSec: med(e.runs, (r) => r.mbPerSec),
+        otherCpuPct: med(e.runs, (r) => r.cpu?.otherCpuPct),
+        clientCpuPct: med(e.runs, (r) => r.cpu?.benchCpuPct - r.cpu?.serverCpuPct),
+        processes: names.map((name) => ({ name, cpuPct: per(name, 'cpuPct'), peakRss: per(name, 'peakRss') })),
+      };
+    }
+    if (cl.failover?.runs?.length) {
+      const u = cl.failover.runs.map((r) => r.unavailableMs);
+      cl.failover.summary = { medianMs: median(u), maxMs: Math.max(...u), runs: u.length };
+    }
+    if (cl.move?.runs?.length) {
+      const so = cl.move.runs.map((r) => r.scaleOut.registrationToAllOnlineMs);
+      const dr = cl.move.runs.map((r) => r.drain.termToAllOnlineMs);
+      cl.move.summary = { scaleOut: { medianMs: median(so), maxMs: Math.max(...so) }, drain: { medianMs: median(dr), maxMs: Math.max(...dr) }, runs: so.length };
+    }
+  }
   const plain = results.skiff.servers.filter((s) => s.label !== 'profile');
   const idle = plain.map((s) => s.idleRss).filter(Number.isFinite);
   const peak = plain.map((s) => s.peakRss).filter(Number.isFinite);
@@ -1062,9 +1284,12 @@ async function main() {
       const summary = await s.fn();
       progress.end(summary ?? 'done');
     } catch (e) {
+      // A step cut short by Ctrl-C is no result; the SIGINT handler ends the process.
+      if (interrupted) await new Promise(() => {});
       results.errors.push({ step: s.label, error: String(e?.stack ?? e) });
       progress.end(`FAILED: ${String(e?.message ?? e).split('\n')[0]}`);
     }
+    if (interrupted) await new Promise(() => {});
   }
   setScenario('report');
   results.finished = new Date().toISOString();
@@ -1089,6 +1314,7 @@ async function main() {
 function chartSpec() {
   const t = [];
   for (const e of results.skiff.produce) if (e.median) t.push({ label: `Skiff produce ${sizeName(e.size)} acks=${acksName(e.acks)} p=${e.partitions}`, value: e.median.mbPerSec, kind: 'skiff' });
+  for (const e of results.cluster?.produce ?? []) if (e.median) t.push({ label: `Skiff cluster (${e.brokers} brokers) ${sizeName(e.size)} acks=${acksName(e.acks)} p=${e.partitions}`, value: e.median.mbPerSec, kind: 'skiff' });
   for (const e of results.jetstream.pubAsync) if (e.median) t.push({ label: `JetStream publish async ${sizeName(e.size)}`, value: e.median.mbPerSec, kind: 'jetstream' });
   for (const e of results.jetstream.pubSync) if (e.median) t.push({ label: `JetStream publish sync ${sizeName(e.size)}`, value: e.median.mbPerSec, kind: 'jetstream' });
   for (const e of results.skiff.tail) if (e.median) t.push({ label: `Skiff consume tail ${sizeName(e.size)} p=${e.partitions}`, value: e.median.mbPerSec, kind: 'skiff' });
@@ -1126,7 +1352,8 @@ function chartSpec() {
 /** --report-from FILE.json: write the .md/.png/.svg again from a results .json (no runs). */
 async function reportFrom(file) {
   const saved = JSON.parse(readFileSync(file, 'utf8'));
-  Object.assign(results, saved);
+  // Results from before a group existed must not show that group's (empty) entries of this run.
+  Object.assign(results, { cluster: { produce: [], failover: null, move: null } }, saved);
   commandLog.splice(0, commandLog.length, ...saved.commands);
   results.commands = commandLog;
   results.targets = evaluateTargets(results);

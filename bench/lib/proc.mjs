@@ -39,11 +39,11 @@ function logEntry(cmd, args, env) {
 }
 
 /**
- * Runs a command to completion (bounded by timeoutMs), collecting stdout/stderr.
+ * Runs a command to completion (bounded by timeoutMs, then timeoutSignal), collecting stdout/stderr.
  * onLine(line, stream) is called for every complete line as it arrives. The returned promise
  * carries the child process as .child (to signal it).
  */
-export function run(cmd0, args0, { env, cwd, timeoutMs = 120_000, onLine, interruptAfterMs, stdin = 'ignore', logFile } = {}) {
+export function run(cmd0, args0, { env, cwd, timeoutMs = 120_000, timeoutSignal = 'SIGKILL', onLine, interruptAfterMs, stdin = 'ignore', logFile } = {}) {
   const [cmd, args] = wrap(cmd0, args0);
   const log = logEntry(cmd, args, env);
   const logFd = logFile ? openSync(logFile, 'a') : undefined;
@@ -91,7 +91,9 @@ export function run(cmd0, args0, { env, cwd, timeoutMs = 120_000, onLine, interr
     timers.push(
       setTimeout(() => {
         timedOut = true;
-        child.kill('SIGKILL');
+        child.kill(timeoutSignal);
+        // A command that tears down its own children on timeoutSignal gets a moment for it.
+        if (timeoutSignal !== 'SIGKILL') timers.push(setTimeout(() => child.kill('SIGKILL'), 15_000));
       }, timeoutMs),
     );
     child.on('error', (e) => {

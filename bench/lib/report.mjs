@@ -68,6 +68,22 @@ export function evaluateTargets(R) {
   const lat = find(R.skiff.latency, (e) => e.size === 1024 && e.acks === -1 && e.client === 'rdkafka_latency' && !e.fixedRate);
   atMost('produce-p99', `produce p99 ≤ flush.ms + 10 ms (= ${flushMs + 10} ms) at 50% load`, lat?.median?.produce?.p99, flushMs + 10, ms, lat ? `1 KiB acks=all at ${fmt.n(lat.rate)} msg/s (50% of ${fmt.n(lat.maxMsgsPerSec)}), achieved ${fmt.n(lat.median.achievedMsgsPerSec)} msg/s` : '');
   atMost('e2e-p99', 'end-to-end p99 ≤ 30 ms', lat?.median?.e2e?.p99, 30, ms, lat ? 'same run: producer timestamp in the payload → consumer receipt' : '');
+  const fo = R.cluster?.failover;
+  const sec = (x) => `${(x / 1000).toFixed(2)} s`;
+  const msU = (x) => `${Math.round(x)} ms`;
+  atMost(
+    'failover',
+    'write unavailability after a broker SIGKILL ≤ 2 s',
+    fo?.summary?.medianMs,
+    2000,
+    msU,
+    fo?.summary ? `cluster of ${fo.brokers} brokers, lease TTL ${fo.leaseTtlSeconds} s; SIGKILL → first acknowledgement from the new owner on every partition the broker owned (the last of them), idempotent acks=all producer at ${fmt.n(fo.rate)} msg/s over ${fo.partitions} partitions; median of ${fo.summary.runs} kills, max ${msU(fo.summary.maxMs)}; runs ${fo.runs.map((r) => msU(r.unavailableMs)).join(', ')}; the broker's partitions were Online on their new owners after ${fo.runs.map((r) => msU(r.allOnlineMs)).join(', ')}` : '',
+  );
+  const mv = R.cluster?.move;
+  const moveDetail = (k, what) =>
+    mv?.summary ? `${what}; median of ${mv.summary.runs} round(s), max ${msU(mv.summary[k].maxMs)}; runs ${mv.runs.map((r) => msU(k === 'scaleOut' ? r.scaleOut.registrationToAllOnlineMs : r.drain.termToAllOnlineMs)).join(', ')}; lease TTL ${mv.leaseTtlSeconds} s` : '';
+  atMost('move-scale-out', `moving partitions of a ${fmt.n(mv?.partitions ?? 1000)}-partition topic ≤ 1 s: scale-out`, mv?.summary?.scaleOut?.medianMs, 1000, msU, moveDetail('scaleOut', `a 2nd broker joins the one owning all ${fmt.n(mv?.partitions)}; its registration → the last of the ${fmt.n(mv?.runs?.[0]?.scaleOut?.moved)} partitions the controller moved to it Online there`));
+  atMost('move-drain', `moving partitions of a ${fmt.n(mv?.partitions ?? 1000)}-partition topic ≤ 1 s: drain`, mv?.summary?.drain?.medianMs, 1000, msU, moveDetail('drain', `SIGTERM on a broker owning ${fmt.n(mv?.runs?.[0]?.drain?.moved)} of them → the last of those Online on another broker`));
   const px = R.skiff.proxyIdle;
   if (px && Number.isFinite(px.median)) {
     atMost('idle-rss', 'proxy idle RSS ≤ 60 MB', px.median / 1e6, 60, (x) => `${x.toFixed(1)} MB`, `\`skiff proxy\` on a throwaway etcd and nats-server, no clients, VmRSS 3 s after /healthz, median of ${px.runs.length} start(s); for comparison \`skiff dev\` (proxy + broker + coordinator) idles at ${mb(R.skiff.rss?.idleMedian)}`);
@@ -76,6 +92,91 @@ export function evaluateTargets(R) {
     atMost('idle-rss', 'proxy idle RSS ≤ 60 MB', Number.isFinite(idle) ? idle / 1e6 : NaN, 60, (x) => `${x.toFixed(1)} MB`, `measured on \`skiff dev\` (proxy + broker + coordinator in one process${px?.note ? `; ${px.note}` : ''}), VmRSS 1 s after /readyz, median of ${R.skiff.rss?.servers ?? 0} starts`);
   }
   return T;
+}
+
+/** Cluster mode: produce through a proxy, failover after SIGKILL, moving partitions. */
+function clusterSection(R, L) {
+  const C = R.cluster;
+  const cfg = R.options.config.cluster ?? {};
+  const sec = (x) => (Number.isFinite(x) ? `${(x / 1000).toFixed(2)} s` : '–');
+  const msI = (x) => (Number.isFinite(x) ? `${Math.round(x)} ms` : '–');
+  L.push('## Cluster mode');
+  L.push('');
+  L.push(
+    `Separate processes on the real dependencies, started by \`bench/cluster.ts\` (run with vite-node) through the cluster e2e tests' launcher \`e2e/cluster/support.ts\`: etcd (one member, \`--heartbeat-interval 50 --election-timeout 250\`), nats-server, s3rver (S3 API on the local disk, in its own node process), \`skiff broker\` processes and one \`skiff proxy\` (\`--advertise-mode direct\`), each with default settings except **\`--lease-ttl-seconds ${cfg.leaseTtlSeconds ?? C.failover?.leaseTtlSeconds ?? '?'}\`** on the brokers (what a user would set for fast failover; the default is 5) and \`--group-initial-rebalance-delay-ms 500\`. Every process shares the same ${R.machine.cores} cores; data lives under the run's data directory. The exact command of every process is in [Every command run](#every-command-run).`,
+  );
+  L.push('');
+  if (C.produce.length) {
+    L.push('### Produce through a proxy');
+    L.push('');
+    L.push(`rdkafka_performance -P against the proxy (the only bootstrap address), ${R.options.config.produceSeconds} s per run (first second left out), \`linger.ms=${R.options.config.linger}\`, random partitioner, a fresh cluster per run; the topic is created with the AdminClient and every partition is Online before the load starts. CPU is % of one core over the run, from /proc; peak RSS is VmHWM read just before the cluster is stopped. "other CPU" is what processes outside this benchmark used meanwhile.`);
+    L.push('');
+    L.push('| size | acks | partitions | brokers | msgs/s | MB/s | runs (MB/s) | client CPU | other CPU |');
+    L.push('| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |');
+    for (const e of C.produce) {
+      const md = e.median ?? {};
+      L.push(`| ${sizeName(e.size)} | ${acksName(e.acks)} | ${e.partitions} | ${e.brokers} | ${fmt.n(md.msgsPerSec)} | ${mbps(md.mbPerSec)} | ${runsList(e.runs, (r) => r.mbPerSec)} | ${fmt.n(md.clientCpuPct)}% | ${fmt.n(md.otherCpuPct)}% |`);
+    }
+    L.push('');
+    const names = [...new Set(C.produce.flatMap((e) => (e.median?.processes ?? []).map((x) => x.name)))];
+    if (names.length) {
+      L.push('Per process (median of the runs): CPU during the run / peak RSS.');
+      L.push('');
+      L.push(`| process | ${C.produce.map((e) => `${sizeName(e.size)} acks=${acksName(e.acks)} p=${e.partitions}`).join(' | ')} |`);
+      L.push(`| --- | ${C.produce.map(() => '---:').join(' | ')} |`);
+      for (const name of names) {
+        L.push(`| ${name} | ${C.produce.map((e) => {
+          const x = e.median?.processes?.find((p) => p.name === name);
+          return x ? `${fmt.n(x.cpuPct)}% / ${mb(x.peakRss)}` : '–';
+        }).join(' | ')} |`);
+      }
+      L.push('');
+    }
+  }
+  const fo = C.failover;
+  if (fo) {
+    L.push('### Write unavailability after a broker SIGKILL');
+    L.push('');
+    L.push(
+      `${fo.brokers} brokers, ${fo.proxies} proxy, lease TTL ${fo.leaseTtlSeconds} s. \`e2e/cluster/producer.py\` (python confluent-kafka on librdkafka: idempotent, acks=all, \`linger.ms=5\`, \`retry.backoff.ms=50\`, \`topic.metadata.refresh.fast.interval.ms=100\`) sends ${fmt.n(fo.rate)} msg/s round-robin over the ${fo.partitions} partitions of one topic and prints every acknowledgement with its wall-clock time. Each run SIGKILLs a broker that owns partitions and is not the controller (so no election is measured), and takes, for each partition it owned, the first acknowledgement after etcd shows the partition reassigned (one before that was already on its way from the killed broker: counted as *stragglers*); the run's figure is the **last** of those partitions. Then the broker is started again (as an orchestrator would), the controller gives it its share back, and every partition is acknowledged again before the next kill.`,
+    );
+    L.push('');
+    L.push(
+      `Columns: *registration gone* and *reassigned* — when etcd (polled every 25 ms) showed the broker's registration deleted and all its partitions assigned elsewhere; *all Online* — the last moved partition Online on its new owner (the brokers' \`partition state\` log records), the server side alone; *first / median / last partition* — kill → first acknowledgement from the new owner; *calm* — the longest time any one partition went without an acknowledgement in the ${sec(fo.runs[0]?.calmMs)} before the kill, the resolution this producer gives on this machine; *others* — the same for the partitions that did not move, from the kill to the end of the run.`,
+    );
+    L.push('');
+    if (fo.summary) {
+      L.push(`**Kill → writes accepted again on every moved partition: median ${sec(fo.summary.medianMs)}, max ${sec(fo.summary.maxMs)} over ${fo.summary.runs} kills.** Producer: ${fmt.n(fo.producer?.produced)} messages, ${fmt.n(fo.producer?.acked)} acknowledged, ${fmt.n(fo.producer?.failedDeliveries)} failed deliveries, ${fmt.n(fo.producer?.fatalErrors)} fatal errors${Object.keys(fo.producer?.clientErrors ?? {}).length ? `, client errors ${Object.entries(fo.producer.clientErrors).map(([k, v]) => `${k} ×${v}`).join(', ')}` : ''}.${fo.crashes?.length ? ` Unexpected exits: ${fo.crashes.join('; ')}.` : ''}`);
+      L.push('');
+    }
+    L.push('| kill | broker | partitions moved | registration gone | reassigned | all Online | first partition | median partition | last partition (the figure) | calm | others | stragglers | failed deliveries |');
+    L.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const r of fo.runs) {
+      L.push(`| ${r.run} | ${r.victim} | ${r.moved} | ${msI(r.registrationGoneMs)} | ${msI(r.reassignedMs)} | ${msI(r.allOnlineMs)} | ${msI(r.firstPartitionMs)} | ${msI(r.medianPartitionMs)} | **${msI(r.unavailableMs)}** | ${msI(r.calmLongestGapMs)} | ${msI(r.othersLongestGapMs)} | ${r.stragglers} | ${r.failedDeliveries} |`);
+    }
+    L.push('');
+  }
+  const mv = C.move;
+  if (mv) {
+    L.push(`### Moving the partitions of a ${fmt.n(mv.partitions)}-partition topic`);
+    L.push('');
+    L.push(
+      `One broker and one proxy, lease TTL ${mv.leaseTtlSeconds} s. The topic is created on the single broker (all ${fmt.n(mv.partitions)} partitions Online ${sec(mv.initial?.createToAllOnlineMs)} after the AdminClient call), then ${fmt.n(mv.fill?.messages)} messages of ${mv.fill?.size} B are written over them (rdkafka_performance, acks=1) so that every move has WAL records and checkpoints to load. Each round: **scale-out** — a second broker is started; the controller moves half of the partitions to it; timed from its registration in etcd (the \`startedAt\` the broker writes just before registering) to the last moved partition Online on it. **Drain** — that broker gets SIGTERM; the controller moves its partitions back; timed from the signal to the last of them Online on the remaining broker. Times come from the brokers' \`partition state\` log records (pino stamps each transition as it happens, so the measurement costs the brokers nothing and has no polling granularity), checked against \`/v1/partitions\` after each scale-out. No client load runs meanwhile; the group-coordinator slots move too (not counted).`,
+    );
+    L.push('');
+    if (mv.summary) {
+      L.push(`**Scale-out: median ${sec(mv.summary.scaleOut.medianMs)} (max ${sec(mv.summary.scaleOut.maxMs)}); drain: median ${sec(mv.summary.drain.medianMs)} (max ${sec(mv.summary.drain.maxMs)}) over ${mv.summary.runs} round(s).**${mv.crashes?.length ? ` Unexpected exits: ${mv.crashes.join('; ')}.` : ''}`);
+      L.push('');
+    }
+    L.push('| round | scale-out: moved | registration → assigned | → last released by the old owner | → first Online | → **all Online** | process start → registration | process start → all Online | drain: moved | SIGTERM → assigned | → first Online | → **all Online** | → process exit |');
+    L.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const r of mv.runs) {
+      const a = r.scaleOut;
+      const d = r.drain;
+      L.push(`| ${r.run} | ${a.moved} | ${msI(a.registrationToAssignedMs)} | ${msI(a.registrationToLastReleasedMs)} | ${msI(a.registrationToFirstOnlineMs)} | **${msI(a.registrationToAllOnlineMs)}** | ${msI(a.spawnToRegistrationMs)} | ${msI(a.spawnToAllOnlineMs)} | ${d.moved} | ${msI(d.termToAssignedMs)} | ${msI(d.termToFirstOnlineMs)} | **${msI(d.termToAllOnlineMs)}** | ${msI(d.termToExitMs)} (exit ${d.exit?.code ?? d.exit?.signal}) |`);
+    }
+    L.push('');
+  }
 }
 
 export function writeReport(R, path) {
@@ -91,7 +192,7 @@ export function writeReport(R, path) {
     L.push('');
   }
   {
-    const all = [...R.skiff.produce, ...R.skiff.tail, ...R.skiff.catchup, ...R.skiff.latency, ...R.jetstream.pubAsync, ...R.jetstream.pubSync, ...R.jetstream.latency].flatMap((e) => e.runs);
+    const all = [...R.skiff.produce, ...R.skiff.tail, ...R.skiff.catchup, ...R.skiff.latency, ...(R.cluster?.produce ?? []), ...R.jetstream.pubAsync, ...R.jetstream.pubSync, ...R.jetstream.latency].flatMap((e) => e.runs);
     const other = all.map((r) => r.cpu?.otherCpuPct).filter(Number.isFinite).sort((a, b) => a - b);
     const noisy = other.filter((x) => x > 50).length;
     if (other.length) {
@@ -127,6 +228,7 @@ export function writeReport(R, path) {
   L.push(`| kcat | ${s.kcat} |`);
   L.push(`| nats-server | ${s.natsServer} |`);
   L.push(`| nats.go | ${s.natsGo} (Debian golang-github-nats-io-go-nats-dev) |`);
+  if (s.etcd) L.push(`| cluster mode | ${s.etcd}; s3rver ${s.s3rver}; python3-confluent-kafka ${s.pythonConfluentKafka} |`);
   L.push(`| Go / cc | ${s.go} / ${s.cc} |`);
   L.push('');
 
@@ -283,6 +385,8 @@ export function writeReport(R, path) {
     L.push('');
   }
 
+  if (R.cluster && (R.cluster.produce.length || R.cluster.failover || R.cluster.move)) clusterSection(R, L);
+
   // Profile
   if (R.profile) {
     const p = R.profile;
@@ -347,7 +451,8 @@ export function writeReport(R, path) {
       L.push(`# ${c.scenario}`);
       last = c.scenario;
     }
-    L.push(`${c.command}    # ${c.seconds ?? '?'} s, exit ${c.exit ?? '?'}${c.background ? ', background' : ''}`);
+    const how = c.via ? `started by ${c.via}${c.background ? ', background' : ''}${c.note ? `; ${c.note}` : ''}` : `${c.seconds ?? '?'} s, exit ${c.exit ?? '?'}${c.background ? ', background' : ''}`;
+    L.push(`${c.command}    # ${how}`);
   }
   L.push('```');
   L.push('');
