@@ -460,7 +460,7 @@ export class Broker implements BrokerClient {
     for (const kv of await this.deps.meta.getPrefix(Keys.assignPrefix)) {
       const u = parseUnit(unitOfKey(kv.key));
       const a = decodeAssignment(kv.value);
-      if (u.kind === 'partition' && a.broker === this.cfg.brokerId) mine.set(`${u.topicId}/${u.partition}`, a.epoch);
+      if (u.kind === 'partition' && a.broker === this.cfg.brokerId && !this.leaving) mine.set(`${u.topicId}/${u.partition}`, a.epoch);
     }
     this.assigned = mine;
     const leaving = [...this.partitionsByKey.values()].filter((p) => !mine.has(p.key));
@@ -508,6 +508,18 @@ export class Broker implements BrokerClient {
       .catch((err) => this.log.warn({ err }, 'lock release failed; it expires with the lease'));
     p.transition('Offline', why);
     this.forget(p);
+  }
+
+  private leaving = false;
+
+  /**
+   * SIGTERM in cluster mode: gives every partition up now, in bulk, while the controller
+   * reassigns them, instead of waiting for the reassignment to reach this broker in waves.
+   * Nothing is opened here any more.
+   */
+  async leave(): Promise<void> {
+    this.leaving = true;
+    await this.syncAssignments();
   }
 
   /** Partitions owned right now (cluster mode drains until this reaches zero). */

@@ -162,11 +162,14 @@ export async function runBroker(c: Resolved, log: Logger): Promise<BrokerProcess
       const g = gen!;
       // A leased marker: the controller moves everything off this broker.
       await meta.put(Keys.draining(nodeId), Buffer.from('1'), { lease: g.broker.registrationLease.id });
+      // Released at once; clients retry until the controller's reassignment reaches them.
+      const released = g.broker.leave().catch((err) => log.warn({ err }, 'releasing partitions failed; they move as reassigned'));
       const deadline = Date.now() + Number(c.drainTimeoutMs);
       const others = async () => (await meta.getPrefix(Keys.brokersPrefix)).length > (await meta.getPrefix(Keys.drainingPrefix)).length;
       while ((g.broker.ownedCount > 0 || g.groups.ownedSlots.length > 0) && Date.now() < deadline && !g.broker.isFenced && (await others())) {
         await new Promise((r) => setTimeout(r, 50));
       }
+      await released;
       log.info({ remaining: g.broker.ownedCount, slots: g.groups.ownedSlots.length }, 'drained');
       await stop();
     },
