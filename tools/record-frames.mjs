@@ -46,8 +46,8 @@ const snake = (s) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
 
 /** API key → snake_case name, read from the generated ApiKey table so the two never drift. */
 function apiNames() {
-  const index = readFileSync(new URL('../services/protocol/messages/index.ts', import.meta.url), 'utf8');
-  const table = index.slice(index.indexOf('export const ApiKey = {'), index.indexOf('} as const;'));
+  const source = readFileSync(new URL('../services/protocol/messages/api-keys.ts', import.meta.url), 'utf8');
+  const table = source.slice(source.indexOf('export const ApiKey = {'), source.indexOf('} as const;'));
   const names = new Map();
   for (const [, name, key] of table.matchAll(/^\s+(\w+): (\d+),$/gm)) names.set(Number(key), snake(name));
   return names;

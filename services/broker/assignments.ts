@@ -1,7 +1,7 @@
 // Assignments: which broker owns each partition and each group-coordinator slot, with an
 // epoch that grows on every move (it is the partition's leader epoch). Written by the
 // controller, watched by brokers (to open and drain) and proxies (to route).
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../protocol/native.js';
 import { Keys } from '../meta/keys.js';
 
 /** Groups hash onto this many coordinator slots, owned like partitions. */

@@ -2,6 +2,12 @@
 // are pending, it writes ONE WAL object holding the pending batches of all partitions,
 // commits it with a fenced MetaStore transaction, and only then moves high watermarks.
 // Puts may overlap (up to maxInflight); commits are applied strictly in flush order.
+// Adaptive batching (minIntervalMs): a flush also starts whenever no WAL object is being
+// written, once minIntervalMs have passed since the previous one started: when traffic is
+// light at once, under load as soon as the write in progress ends, with whatever arrived
+// meanwhile. A batch then waits about one write instead of up to flush.ms, objects grow with
+// the load rather than with the timer, and the spacing bounds what flushes cost when writes
+// are quick (each is a file, a sync and a commit). flush.ms remains the longest wait.
 import type { Logger } from 'pino';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { Compare, MetaStore } from '../meta/meta-store.js';
@@ -15,6 +21,11 @@ export interface FlusherOptions {
   flushMs: number;
   flushBytes: number;
   maxInflight: number;
+  /**
+   * Adaptive batching (see the top of the file): the least time between two flushes started
+   * because no write was in progress. Undefined, or not below flushMs: the timer alone.
+   */
+  minIntervalMs?: number;
   store: ObjectStore;
   meta: MetaStore;
   log: Logger;
@@ -41,6 +52,8 @@ export class FlusherClosedError extends Error {
 interface Job {
   parts: { partition: Partition; entries: Entry[] }[];
   bytes: number;
+  /** When its oldest batch was appended (performance.now()). */
+  since: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -51,8 +64,16 @@ export class Flusher {
   /** Appended, not yet committed (pending + in flight). */
   unflushedBytes = 0;
   private pendingBytes = 0;
+  /** When the oldest pending batch was appended. */
+  private pendingSince = 0;
   private timer?: NodeJS.Timeout;
+  /** A pending adaptive flush: after this turn of the event loop, or after the spacing. */
+  private soonImmediate?: NodeJS.Immediate;
+  private soonTimer?: NodeJS.Timeout;
+  private lastStart = -Infinity;
   private inflight = 0;
+  /** Jobs whose WAL object is still being written (the rest of `inflight` is committing). */
+  private writing = 0;
   private due = false;
   private chain: Promise<void> = Promise.resolve();
   private seq = 0;
@@ -64,12 +85,42 @@ export class Flusher {
   constructor(private readonly o: FlusherOptions) {}
 
   appended(p: Partition, bytes: number): void {
+    if (this.pendingBytes === 0) this.pendingSince = performance.now();
     this.dirty.add(p);
     this.unflushedBytes += bytes;
     this.pendingBytes += bytes;
     m.unflushedBytes.set(this.unflushedBytes);
-    if (this.pendingBytes >= this.o.flushBytes) this.flush();
-    else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.o.flushMs);
+    if (this.pendingBytes >= this.o.flushBytes) return this.flush();
+    if (!this.timer) this.timer = setTimeout(() => this.flush(), this.o.flushMs);
+    if (this.adaptive && this.writing === 0) this.flushSoon();
+  }
+
+  private get adaptive(): boolean {
+    return this.o.minIntervalMs !== undefined && this.o.minIntervalMs < this.o.flushMs;
+  }
+
+  /**
+   * An adaptive flush, once the spacing allows and not before the end of this turn of the
+   * event loop: the other produce requests that arrived in the same read from the sockets
+   * join this object instead of waiting for the next.
+   */
+  private flushSoon(): void {
+    if (this.soonImmediate || this.soonTimer) return;
+    const go = () => {
+      this.soonImmediate = undefined;
+      this.soonTimer = undefined;
+      if (this.writing === 0) this.flush();
+    };
+    const wait = this.lastStart + this.o.minIntervalMs! - performance.now();
+    if (wait >= 1) this.soonTimer = setTimeout(go, wait);
+    else this.soonImmediate = setImmediate(go);
+  }
+
+  private cancelSoon(): void {
+    if (this.soonImmediate) clearImmediate(this.soonImmediate);
+    if (this.soonTimer) clearTimeout(this.soonTimer);
+    this.soonImmediate = undefined;
+    this.soonTimer = undefined;
   }
 
   /** Starts a flush of everything pending, unless too many are already in flight. */
@@ -78,12 +129,13 @@ export class Flusher {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
+    this.cancelSoon();
     if (this.dirty.size === 0 || this.fenced) return;
     if (this.inflight >= this.o.maxInflight) {
       this.due = true;
       return;
     }
-    const job: Job = { parts: [], bytes: 0 };
+    const job: Job = { parts: [], bytes: 0, since: this.pendingSince };
     for (const p of this.dirty) {
       const entries = p.takePending();
       if (entries.length === 0) continue;
@@ -93,6 +145,7 @@ export class Flusher {
     this.dirty.clear();
     this.pendingBytes = 0;
     if (job.parts.length === 0) return;
+    this.lastStart = performance.now();
     this.inflight++;
     void this.run(job).finally(() => {
       this.inflight--;
@@ -127,19 +180,32 @@ export class Flusher {
           producers,
         },
         chunks: entries.map((e) => e.buf),
+        crcs: entries.map((e) => e.crc),
       };
     });
     const { body, size, extents, index } = buildWalObject(parts);
-    const put = this.retry('put', () => this.o.store.put(objectKey, body));
+    m.flushStageSeconds.observe({ stage: 'wait' }, (started - job.since) / 1000);
+    this.writing++;
+    const put = (async () => {
+      try {
+        await this.retry('put', () => this.o.store.put(objectKey, body));
+        m.flushStageSeconds.observe({ stage: 'write' }, (performance.now() - started) / 1000);
+      } finally {
+        // What arrived during this write goes next, without waiting for the timer.
+        if (--this.writing === 0 && this.adaptive && this.dirty.size > 0) this.flushSoon();
+      }
+    })();
     // Commits go in flush order: a later flush never becomes visible before an earlier one.
     const commit = this.chain.then(async () => {
       await put;
+      const committing = performance.now();
       await this.retry('commit', async () => {
         const res = await this.o.meta.txn(this.o.fence(), [
           { type: 'put', key: Keys.wal(this.o.brokerId, name), value: encodeCommitRecord(objectKey, index) },
         ]);
         if (!res.succeeded) throw new FencedError();
       });
+      m.flushStageSeconds.observe({ stage: 'commit' }, (performance.now() - committing) / 1000);
     });
     this.chain = commit.catch(() => undefined);
     try {
@@ -206,6 +272,7 @@ export class Flusher {
     this.fenced = true;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    this.cancelSoon();
     for (const w of this.idleWaiters.splice(0)) w();
   }
 
@@ -213,5 +280,6 @@ export class Flusher {
     await this.drain();
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    this.cancelSoon();
   }
 }

@@ -17,6 +17,12 @@ export const brokerMetrics = {
     help: 'Time from flush start to commit',
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
   }),
+  flushStageSeconds: new Histogram({
+    name: 'skiff_broker_flush_stage_seconds',
+    help: 'Steps of a flush: wait (oldest batch appended to flush start), write (WAL object put), commit (commit record, once the previous flush committed)',
+    labelNames: ['stage'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+  }),
   flushRetries: new Counter({ name: 'skiff_broker_flush_retries_total', help: 'Failed WAL puts or commits that were retried', labelNames: ['stage'] }),
   unflushedBytes: new Gauge({ name: 'skiff_broker_unflushed_bytes', help: 'Bytes appended but not yet committed' }),
   partitions: new Gauge({ name: 'skiff_broker_partitions', help: 'Partitions on this broker by state', labelNames: ['state'] }),
@@ -25,6 +31,11 @@ export const brokerMetrics = {
   cacheBytes: new Gauge({ name: 'skiff_broker_cache_bytes', help: 'Committed batches held in the tail cache' }),
   storageReads: new Counter({ name: 'skiff_broker_storage_reads_total', help: 'Range reads from object storage', labelNames: ['result'] }),
   segmentsRolled: new Counter({ name: 'skiff_broker_segments_rolled_total', help: 'Segment objects written from WAL extents' }),
+  segmentBytes: new Counter({
+    name: 'skiff_broker_segment_bytes_total',
+    help: 'Bytes rolled into segments, by where they came from (the tail cache or a read back from storage)',
+    labelNames: ['source'],
+  }),
   gcDeleted: new Counter({ name: 'skiff_broker_gc_deleted_objects_total', help: 'Unreferenced objects deleted by garbage collection' }),
   corruptReads: new Counter({ name: 'skiff_broker_corrupt_reads_total', help: 'Reads whose checksum did not match; never served' }),
 };

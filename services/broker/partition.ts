@@ -2,7 +2,7 @@
 // high watermark, log start), batches waiting for the flusher, the cache of recently
 // committed batches, the extent map of everything in object storage, and producer state.
 import type { Logger } from 'pino';
-import { assignOffset, batchesOf, type BatchInfo } from '../protocol/record-batch.js';
+import { assignOffset, batchesCrc, batchesOf, type BatchInfo } from '../protocol/record-batch.js';
 import type { ProducerBatch } from '../storage/wal-object.js';
 import type { SegmentRef } from '../storage/segment.js';
 import { ProducerStates } from './producer-state.js';
@@ -23,6 +23,8 @@ export interface StoredExtent {
 /** A produce request's record set, offsets assigned, waiting for or past its commit. */
 export interface Entry {
   buf: Buffer;
+  /** CRC-32C of `buf` as stored (offsets assigned), derived from the batch CRCs. */
+  crc: number;
   baseOffset: number;
   lastOffset: number;
   maxTimestamp: number;
@@ -127,7 +129,9 @@ export class Partition {
       next = lastOffset + 1;
     }
     this.nextOffset = next;
-    const entry: Entry = { buf, baseOffset, lastOffset: next - 1, maxTimestamp, producers };
+    // Taken after the offsets are written: they lie outside the batch CRCs but inside this one.
+    const crc = batchesCrc(buf, batches);
+    const entry: Entry = { buf, crc, baseOffset, lastOffset: next - 1, maxTimestamp, producers };
     this.pending.push(entry);
     this.pendingBytes += buf.length;
     return entry;
@@ -247,6 +251,30 @@ export class Partition {
       if (bytes >= maxBytes) break;
     }
     return out;
+  }
+
+  /**
+   * The cached entries that make up a committed extent, exactly (a flush writes a partition's
+   * pending entries back to back), or undefined when the cache no longer holds all of them.
+   */
+  cachedExtent(extent: StoredExtent): Buffer[] | undefined {
+    const cache = this.cache;
+    let lo = 0;
+    let hi = cache.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (cache[mid].baseOffset < extent.baseOffset) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    if (lo >= cache.length || cache[lo].baseOffset !== extent.baseOffset) return undefined;
+    const out: Buffer[] = [];
+    let bytes = 0;
+    for (let i = lo; i < cache.length && bytes < extent.length; i++) {
+      out.push(cache[i].buf);
+      bytes += cache[i].buf.length;
+      if (cache[i].lastOffset === extent.lastOffset) return bytes === extent.length ? out : undefined;
+    }
+    return undefined;
   }
 
   /** Index of the extent holding `offset`, or -1. */

@@ -2,6 +2,13 @@
 // Adapters: nats-bus.ts and local-bus.ts (in-process). Losing a notification is allowed:
 // every waiter also has a deadline, so the bus only ever makes things faster.
 
+/**
+ * Subject on which a broker announces high-watermark moves after each commit (`.<brokerId>`),
+ * for proxies to wake parked fetches. Here rather than in broker.ts so that a proxy does not
+ * load the broker to learn it.
+ */
+export const HW_SUBJECT = 'skiff.hw';
+
 export interface Subscription {
   unsubscribe(): void;
 }

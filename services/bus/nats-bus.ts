@@ -2,10 +2,15 @@
 // usable whether or not NATS is up, keeps reconnecting forever, re-subscribes after every
 // reconnect, and drops notifications it cannot send (the bus only ever makes things faster).
 
-import { connect, Events, type NatsConnection, type Subscription as NatsSubscription } from 'nats';
+import { createRequire } from 'node:module';
+import type { NatsConnection, Subscription as NatsSubscription } from 'nats';
 import type { Logger } from 'pino';
 import type { Bus, Subscription } from './bus.js';
 import { BusClosedError, reportSubscriberError, subjectTokens } from './local-bus.js';
+
+// Required rather than imported, as etcd3 in etcd-meta-store.ts: importing would make Node lex
+// the sources of the dozens of modules nats re-exports, at a lasting cost in memory.
+const { connect, Events } = createRequire(import.meta.url)('nats') as typeof import('nats');
 
 export interface NatsBusOptions {
   servers: string[];

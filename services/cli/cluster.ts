@@ -7,9 +7,9 @@ import { NatsBus } from '../bus/nats-bus.js';
 import { TopicRegistry } from '../meta/topics.js';
 import { Keys } from '../meta/keys.js';
 import type { Lease, MetaStore } from '../meta/meta-store.js';
-import { Broker } from '../broker/broker.js';
-import { Controller } from '../broker/controller.js';
-import { SlotGroups } from '../broker/slot-groups.js';
+import type { Broker } from '../broker/broker.js';
+import type { Controller } from '../broker/controller.js';
+import type { SlotGroups } from '../broker/slot-groups.js';
 import { DeadBrokers } from '../proxy/dead-brokers.js';
 import { decodeAssignment, unitOfKey, type Registration } from '../broker/assignments.js';
 import { Proxy } from '../proxy/proxy.js';
@@ -17,7 +17,7 @@ import { ClusterView } from '../proxy/cluster-view.js';
 import { BrokerConnections, RemoteBrokerClient } from '../proxy/remote-broker.js';
 import { RemoteGroups } from '../proxy/remote-groups.js';
 import { CatchUpReads } from '../proxy/catch-up.js';
-import { brokerConfig, clusterId, objectStore, proxyConfig, type Running } from './dev.js';
+import { brokerConfig, clusterId, objectStore, proxyConfig, type Running } from './common.js';
 import { startHttp } from './http.js';
 import { ConfigError, type Resolved } from './config.js';
 
@@ -60,6 +60,12 @@ interface Generation {
 
 export async function runBroker(c: Resolved, log: Logger): Promise<BrokerProcess> {
   if (!c.s3Bucket) throw new ConfigError('skiff broker keeps data in S3: set --s3-bucket (SKIFF_S3_BUCKET)');
+  // Imported here, not at the top: `skiff proxy` loads this file too and needs none of them.
+  const [{ Broker }, { Controller }, { SlotGroups }] = await Promise.all([
+    import('../broker/broker.js'),
+    import('../broker/controller.js'),
+    import('../broker/slot-groups.js'),
+  ]);
   const { meta, bus } = await connect(c, log);
   const store = await objectStore(c, '', log);
   const topics = await TopicRegistry.open(meta);

@@ -46,6 +46,7 @@ export const SETTINGS: Setting[] = [
   { key: 'flush-ms', kind: 'int', default: '10', doc: 'Longest time a produced batch waits before its WAL object is written.', scope: DEV_BROKER },
   { key: 'flush-bytes', kind: 'int', default: '4194304', doc: 'Write a WAL object as soon as this many bytes are pending.', scope: DEV_BROKER },
   { key: 'flush-max-inflight', kind: 'int', default: '4', doc: 'WAL object writes in flight at once (commits stay in order).', scope: DEV_BROKER },
+  { key: 'flush-min-ms', kind: 'int', default: '5', doc: 'Adaptive batching: with no WAL object being written, flush once this long after the previous flush began instead of waiting for flush-ms (objects then grow with the load). A value of flush-ms or more keeps the plain timer.', scope: DEV_BROKER },
   { key: 'checkpoint-ms', kind: 'int', default: '10000', doc: 'How often changed partitions write their checkpoint.', scope: DEV_BROKER },
   { key: 'cache-bytes', kind: 'int', default: '268435456', doc: 'Memory for recently committed batches (tail reads).', scope: DEV_BROKER },
   { key: 'block-cache-bytes', kind: 'int', default: '67108864', doc: 'Memory for ranges read back from object storage (catch-up reads; a proxy fills it only while serving them).', scope: ALL },

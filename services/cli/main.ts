@@ -2,6 +2,8 @@
 // The `skiff` command. `skiff dev` runs everything in one process (what `npm start` runs);
 // `skiff config --markdown` prints the settings table; `skiff partitions` shows partition
 // states from a running process.
+// First, so that no module loaded after it grows the young generation (young-generation.ts).
+import { releaseYoungGeneration } from './young-generation.js';
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { addSettings, resolveSettings, settingsMarkdown, ConfigError, type Resolved } from './config.js';
@@ -55,6 +57,8 @@ function serve(scope: 'dev' | 'broker' | 'proxy', run: (c: Resolved, log: Return
         process.exit(2);
       }
       throw err;
+    } finally {
+      releaseYoungGeneration();
     }
     shutdownOn(running.drain ?? running.stop, log);
   };
@@ -65,7 +69,13 @@ const dev = async () => (await import('./dev.js')).runDev;
 const cluster = async () => import('./cluster.js');
 
 addSettings(program.command('dev').description('proxy, broker and coordinator in one process on a local data directory'), 'dev').action(
-  serve('dev', async (c, log) => (await dev())(c, log)),
+  serve('dev', async (c, log) => {
+    const runDev = await dev();
+    // Its start recovers every partition from the data directory, which is garbage as much as
+    // state: from here on V8 sizes the young generation as usual.
+    releaseYoungGeneration();
+    return runDev(c, log);
+  }),
 );
 
 addSettings(program.command('broker').description('cluster mode: a broker on etcd, NATS and S3'), 'broker').action(

@@ -2,9 +2,17 @@
 // It owns the mapping of the port onto etcd's KV/txn/lease/watch RPCs under an optional key
 // prefix, and the lease watchdog that declares a lease lost once keepalives fail past its TTL.
 
-import { Etcd3, EtcdLeaseInvalidError, type ICompare, type IKeyValue, type IRequestOp, type Lease as Etcd3Lease, type Watcher } from 'etcd3';
+import { createRequire } from 'node:module';
+import type { ICompare, IKeyValue, IRequestOp, Lease as Etcd3Lease, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { MetaStoreClosedError, type Compare, type KeyValue, type Lease, type MetaStore, type Op, type TxnResult, type Watch, type WatchEvent } from './meta-store.js';
+
+// Required rather than imported: Node finds the names a CommonJS package exports to an ES
+// module by lexing its source and that of every module it re-exports, dozens for etcd3 and
+// nats, enough work that V8 optimises the lexer on a compiler thread whose memory (some
+// 8 MB, with nats-bus.ts) then stays with the process for good.
+const { Etcd3, EtcdLeaseInvalidError } = createRequire(import.meta.url)('etcd3') as typeof import('etcd3');
+type Etcd3 = import('etcd3').Etcd3;
 
 export interface EtcdMetaStoreOptions {
   /** e.g. ['http://127.0.0.1:2379']. */

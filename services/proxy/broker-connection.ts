@@ -4,7 +4,8 @@
 // a broker that died is noticed by its refused port (onRefused) without waiting for a request.
 import net from 'node:net';
 import { Reader, Writer } from '../protocol/primitives.js';
-import { apis, requestHeaderVersion, responseHeaderVersion } from '../protocol/messages/index.js';
+import { requestHeaderVersion, responseHeaderVersion } from '../protocol/messages/api-keys.js';
+import { codecs } from './codecs.js';
 import { encodeRequestHeader } from '../protocol/messages/request-header.js';
 
 export class BrokerUnavailableError extends Error {
@@ -84,10 +85,10 @@ export class BrokerConnection {
       if (!p) continue;
       this.pending.delete(id);
       try {
-        const api = apis[p.apiKey as keyof typeof apis];
+        const api = codecs.get(p.apiKey)!;
         const r = new Reader(frame, 4);
         if (responseHeaderVersion(p.apiKey, p.version) >= 1) r.taggedFields();
-        p.resolve((api.decodeResponse as (r: Reader, v: number) => unknown)(r, p.version));
+        p.resolve(api.decodeResponse(r, p.version));
       } catch (err) {
         p.reject(err as Error);
       }
@@ -99,11 +100,11 @@ export class BrokerConnection {
     if (this.closed) throw new BrokerUnavailableError('connection closed');
     const socket = await this.connect();
     const id = this.nextId++ & 0x7fffffff;
-    const api = apis[apiKey as keyof typeof apis];
+    const api = codecs.get(apiKey)!;
     const w = new Writer(256);
     w.int32(0); // size, patched below
     encodeRequestHeader(w, requestHeaderVersion(apiKey, version), { requestApiKey: apiKey, requestApiVersion: version, correlationId: id, clientId });
-    (api.encodeRequest as (w: Writer, v: number, m: unknown) => Writer)(w, version, body);
+    api.encodeRequest(w, version, body);
     const chunks = w.toChunks();
     chunks[0].writeInt32BE(w.length - 4, 0);
     const done = new Promise<T>((resolve, reject) => this.pending.set(id, { apiKey, version, resolve: resolve as (v: unknown) => void, reject }));

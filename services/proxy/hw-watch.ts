@@ -1,7 +1,6 @@
 // Wakes parked fetches when a broker announces that high watermarks moved. One bus
 // subscription per proxy; each notification lists (topic id, partition, high watermark).
-import type { Bus, Subscription } from '../bus/bus.js';
-import { HW_SUBJECT } from '../broker/broker.js';
+import { HW_SUBJECT, type Bus, type Subscription } from '../bus/bus.js';
 import { proxyMetrics as m } from './metrics.js';
 
 export interface Parked {

@@ -6,7 +6,7 @@ import type { BrokerClient } from '../broker/broker-client.js';
 import type { GroupService } from '../broker/group-service.js';
 import type { TopicRegistry } from '../meta/topics.js';
 import type { Bus } from '../bus/bus.js';
-import { ApiKey } from '../protocol/messages/index.js';
+import { ApiKey } from '../protocol/messages/api-keys.js';
 import { KafkaServer, type Dispatch, type RequestContext } from './server.js';
 import { HwWatch } from './hw-watch.js';
 import * as cluster from './handlers/cluster.js';

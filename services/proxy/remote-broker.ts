@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { BrokerClient, EpochEndResult, FetchInput, FetchResult, ListOffsetResult, PartitionStatus, ProduceResult } from '../broker/broker-client.js';
 import { partitionUnit, type Registration } from '../broker/assignments.js';
 import type { TopicRegistry } from '../meta/topics.js';
-import { ApiKey } from '../protocol/messages/index.js';
+import { ApiKey } from '../protocol/messages/api-keys.js';
 import { ErrorCode } from '../protocol/errors.js';
 import type { ProduceResponse } from '../protocol/messages/produce-response.js';
 import type { FetchResponse } from '../protocol/messages/fetch-response.js';

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { GroupService } from '../broker/group-service.js';
 import { slotOf, slotUnit, type Registration } from '../broker/assignments.js';
-import { ApiKey } from '../protocol/messages/index.js';
+import { ApiKey } from '../protocol/messages/api-keys.js';
 import { ErrorCode } from '../protocol/errors.js';
 import type { ClusterView } from './cluster-view.js';
 import type { BrokerConnections } from './remote-broker.js';

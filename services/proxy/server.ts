@@ -5,11 +5,12 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { ProtocolError, Reader, Writer } from '../protocol/primitives.js';
-import { apis, ApiKey, requestHeaderVersion, responseHeaderVersion } from '../protocol/messages/index.js';
+import { ApiKey, requestHeaderVersion, responseHeaderVersion } from '../protocol/messages/api-keys.js';
 import { decodeRequestHeader } from '../protocol/messages/request-header.js';
 import { encodeApiVersionsResponse } from '../protocol/messages/api-versions-response.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { SUPPORTED, isSupported } from './versions.js';
+import { codecs } from './codecs.js';
 import { proxyMetrics as m } from './metrics.js';
 
 export interface RequestContext {
@@ -116,7 +117,7 @@ class Connection {
     const apiKey = frame.readInt16BE(0);
     const apiVersion = frame.readInt16BE(2);
     const correlationId = frame.readInt32BE(4);
-    const api = apis[apiKey as keyof typeof apis];
+    const api = codecs.get(apiKey);
     if (apiKey === ApiKey.ApiVersions && !isSupported(apiKey, apiVersion)) {
       // KIP-511: answer a version we do not know in the v0 format, with our ranges, so the
       // client can retry with one we do. Never close here (KAFKA-COMPAT.md item 4).
@@ -158,7 +159,7 @@ class Connection {
       // ApiVersions always uses response header v0 (KIP-511); other flexible responses v1.
       const w = new Writer(512).int32(correlationId);
       if (responseHeaderVersion(apiKey, apiVersion) >= 1) w.taggedFields();
-      (api.encodeResponse as (w: Writer, v: number, m: unknown) => Writer)(w, apiVersion, body);
+      api.encodeResponse(w, apiVersion, body);
       return w.toChunks();
     });
     this.enqueue(response, name);

@@ -1,7 +1,7 @@
 // The API versions Skiff advertises, and so implements fully. Floors are 0 where clients
 // probe a version to switch a feature on (KAFKA-COMPAT.md items 5-8); ceilings stop where
 // a version would bring semantics Skiff does not have (KIP-848 member epochs, KIP-890).
-import { ApiKey } from '../protocol/messages/index.js';
+import { ApiKey } from '../protocol/messages/api-keys.js';
 
 export const SUPPORTED: ReadonlyMap<number, readonly [min: number, max: number]> = new Map([
   [ApiKey.Produce, [0, 11]],

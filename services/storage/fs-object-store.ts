@@ -1,14 +1,25 @@
 // FsObjectStore: the embedded ObjectStore adapter, one file per object under a root directory
 // ('/' in a key is a subdirectory). It owns durability on a local disk: a put() resolves only
 // after the data and the directory entry pointing at it have reached the disk.
+//
+// A put is on the path of every durable produce (one WAL object per flush), so it is kept to
+// few file-system calls, each a round trip through libuv's thread pool: the temp file is
+// opened O_DSYNC (a write returns once its data and the file size are on disk: no separate
+// fdatasync), and directories stay open for their fsyncs, which puts finishing together share.
 
 import { randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ObjectNotFoundError, type ByteRange, type ObjectInfo, type ObjectStore } from './object-store.js';
 
 /** Temp files share directories with objects; keys may not use this name prefix. */
 const TEMP_PREFIX = '.skiff-tmp-';
+/** Where the platform has no O_DSYNC, each write is followed by an fdatasync instead. */
+const DSYNC = fsConstants.O_DSYNC ?? 0;
+const TEMP_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | DSYNC;
+/** Directories kept open (WAL objects go to one per broker; a segment roll touches one more). */
+const MAX_OPEN_DIRS = 16;
 
 export class InvalidObjectKeyError extends Error {
   constructor(readonly key: string, reason: string) {
@@ -17,40 +28,81 @@ export class InvalidObjectKeyError extends Error {
   }
 }
 
+export interface FsObjectStoreOptions {
+  /**
+   * Objects larger than this (segments) are written and flushed to disk in slices of
+   * `sliceBytes`: one flush of a whole 128 MiB segment would hold up every other flush on the
+   * filesystem (WAL objects, the metadata log) for a quarter of a second; in slices they wait
+   * behind one slice at most. Smaller objects (WAL objects) are flushed once, at the end.
+   */
+  largeObjectBytes?: number;
+  sliceBytes?: number;
+}
+
+/** A directory objects are written to: made durable once, then kept open for its fsyncs. */
+interface Dir {
+  path: string;
+  handle: FileHandle;
+  /** Puts between getting it and their directory fsync: it is not closed under them. */
+  users: number;
+  /** Out of the cache (evicted, or pruned by delete()); closed once idle. */
+  dropped: boolean;
+  closed: boolean;
+  /** The fsync in progress, and the next one, shared by every rename that finished meanwhile. */
+  running?: Promise<void>;
+  queued?: Promise<void>;
+}
+
 export class FsObjectStore implements ObjectStore {
   private readonly root: string;
+  private readonly largeObject: number;
+  private readonly slice: number;
+  /** Open directories, least recently used first. */
+  private readonly dirs = new Map<string, Promise<Dir>>();
+  private readonly tempPrefix = TEMP_PREFIX + randomBytes(4).toString('hex') + '-';
+  private temps = 0;
 
-  constructor(rootDir: string) {
+  constructor(rootDir: string, options: FsObjectStoreOptions = {}) {
     this.root = path.resolve(rootDir);
+    this.largeObject = options.largeObjectBytes ?? 16 << 20;
+    this.slice = options.sliceBytes ?? 4 << 20;
   }
 
   async put(key: string, body: Buffer | Buffer[]): Promise<void> {
     const file = this.pathOf(key);
-    const dir = path.dirname(file);
-    const tmp = path.join(dir, TEMP_PREFIX + randomBytes(8).toString('hex'));
+    const dirPath = path.dirname(file);
+    const tmp = path.join(dirPath, this.tempPrefix + String(++this.temps));
     // delete() prunes empty directories, so a directory made here can vanish before the
     // temp file is created in it; that race is retried rather than locked against.
     let fh: FileHandle | undefined;
-    for (let attempt = 0; fh === undefined; attempt++) {
-      try {
-        await this.makeDirDurable(dir);
-        fh = await open(tmp, 'wx');
-      } catch (err) {
-        if (errCode(err) !== 'ENOENT' || attempt >= 5) throw err;
-      }
-    }
+    let dir: Dir | undefined;
     try {
-      await writeAll(fh, body);
-      // datasync covers the file size too, which is all the metadata a new file needs.
-      await fh.datasync();
-      await fh.close();
-      fh = undefined;
-      await rename(tmp, file);
-      await syncDir(dir);
-    } catch (err) {
-      await fh?.close().catch(() => undefined);
-      await unlink(tmp).catch(() => undefined);
-      throw err;
+      for (let attempt = 0; fh === undefined; attempt++) {
+        try {
+          dir = await this.useDir(dirPath, dir);
+          fh = await open(tmp, TEMP_FLAGS);
+        } catch (err) {
+          this.dropDir(dirPath);
+          if (errCode(err) !== 'ENOENT' || attempt >= 5) throw err;
+        }
+      }
+      try {
+        const chunks = Array.isArray(body) ? body : [body];
+        let size = 0;
+        for (const c of chunks) size += c.length;
+        await writeAll(fh, chunks, size > this.largeObject ? this.slice : Infinity);
+        // Renaming an open file is fine; its close need not hold up the rename.
+        const closed = fh.close();
+        fh = undefined;
+        await Promise.all([closed, rename(tmp, file)]);
+        await this.syncDir(dir!);
+      } catch (err) {
+        await fh?.close().catch(() => undefined);
+        await unlink(tmp).catch(() => undefined);
+        throw err;
+      }
+    } finally {
+      if (dir) this.release(dir);
     }
   }
 
@@ -109,6 +161,7 @@ export class FsObjectStore implements ObjectStore {
     for (let dir = path.dirname(file); dir !== this.root && dir.startsWith(this.root); dir = path.dirname(dir)) {
       try {
         await rmdir(dir);
+        this.dropDir(dir);
       } catch {
         break;
       }
@@ -124,7 +177,9 @@ export class FsObjectStore implements ObjectStore {
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    for (const p of [...this.dirs.keys()]) this.dropDir(p);
+  }
 
   private async walk(dirKey: string, prefix: string, out: ObjectInfo[]): Promise<void> {
     const dir = dirKey === '' ? this.root : path.join(this.root, ...dirKey.slice(0, -1).split('/'));
@@ -170,6 +225,54 @@ export class FsObjectStore implements ObjectStore {
     return path.join(this.root, ...parts);
   }
 
+  /** The open directory at `p` (made durable first if new), counted as used until release(). */
+  private async useDir(p: string, previous?: Dir): Promise<Dir> {
+    if (previous) this.release(previous);
+    for (;;) {
+      let made = this.dirs.get(p);
+      if (made) {
+        this.dirs.delete(p);
+        this.dirs.set(p, made);
+      } else {
+        const opening = this.makeDirDurable(p).then(async (): Promise<Dir> => ({ path: p, handle: await open(p, 'r'), users: 0, dropped: false, closed: false }));
+        made = opening;
+        this.dirs.set(p, opening);
+        opening.catch(() => this.dirs.get(p) === opening && this.dirs.delete(p));
+        if (this.dirs.size > MAX_OPEN_DIRS) this.dropDir(this.dirs.keys().next().value!);
+      }
+      const dir = await made;
+      // Dropped while we waited (and maybe closed): take the current one instead.
+      if (dir.dropped) continue;
+      dir.users++;
+      return dir;
+    }
+  }
+
+  private release(dir: Dir): void {
+    dir.users--;
+    this.closeIfIdle(dir);
+  }
+
+  /** Forgets the directory at `p`; its handle closes once no put needs it any more. */
+  private dropDir(p: string): void {
+    const made = this.dirs.get(p);
+    if (!made) return;
+    this.dirs.delete(p);
+    made.then(
+      (dir) => {
+        dir.dropped = true;
+        this.closeIfIdle(dir);
+      },
+      () => undefined,
+    );
+  }
+
+  private closeIfIdle(dir: Dir): void {
+    if (!dir.dropped || dir.closed || dir.users > 0 || dir.running || dir.queued) return;
+    dir.closed = true;
+    void dir.handle.close().catch(() => undefined);
+  }
+
   /** mkdir -p, plus an fsync of the parent of every directory it created, so the new path survives a crash. */
   private async makeDirDurable(dir: string): Promise<void> {
     const first = await mkdir(dir, { recursive: true });
@@ -179,22 +282,57 @@ export class FsObjectStore implements ObjectStore {
       if (d === first || path.dirname(d) === d) break;
     }
   }
+
+  /**
+   * fsync(dir) for a rename that has finished: joins the next fsync to start, never one
+   * already running (it may have begun before the rename). Objects written at the same time
+   * share one directory fsync.
+   */
+  private syncDir(dir: Dir): Promise<void> {
+    if (dir.queued) return dir.queued;
+    if (!dir.running) return this.startDirSync(dir);
+    const queued = dir.running
+      .catch(() => undefined)
+      .then(() => {
+        dir.queued = undefined;
+        return this.startDirSync(dir);
+      });
+    dir.queued = queued;
+    return queued;
+  }
+
+  private startDirSync(dir: Dir): Promise<void> {
+    const run = dir.handle.sync().finally(() => {
+      if (dir.running === run) dir.running = undefined;
+      this.closeIfIdle(dir);
+    });
+    dir.running = run;
+    return run;
+  }
 }
 
-async function writeAll(fh: FileHandle, body: Buffer | Buffer[]): Promise<void> {
-  // One vectored write for all the chunks; the loop only matters for short writes.
-  let chunks = (Array.isArray(body) ? body : [body]).filter((b) => b.length > 0);
+/**
+ * Writes the chunks in order with vectored writes of at most `sliceBytes` each (and 1024
+ * buffers, the most one call takes): on an O_DSYNC file each is on disk when it returns.
+ */
+async function writeAll(fh: FileHandle, body: Buffer[], sliceBytes: number): Promise<void> {
+  const chunks: Buffer[] = [];
+  for (const b of body) {
+    for (let at = 0; at < b.length; at += sliceBytes) chunks.push(at === 0 && b.length <= sliceBytes ? b : b.subarray(at, at + sliceBytes));
+  }
+  let i = 0;
   let position = 0;
-  while (chunks.length > 0) {
-    const { bytesWritten } = await fh.writev(chunks.slice(0, 1024), position);
+  while (i < chunks.length) {
+    let n = 1;
+    let bytes = chunks[i].length;
+    while (i + n < chunks.length && n < 1024 && bytes + chunks[i + n].length <= sliceBytes) bytes += chunks[i + n++].length;
+    const { bytesWritten } = await fh.writev(chunks.slice(i, i + n), position);
+    if (!DSYNC) await fh.datasync();
     position += bytesWritten;
-    let left = bytesWritten;
-    while (left > 0 && chunks.length > 0) {
-      if (chunks[0].length <= left) {
-        left -= chunks[0].length;
-        chunks = chunks.slice(1);
-      } else {
-        chunks = [chunks[0].subarray(left), ...chunks.slice(1)];
+    for (let left = bytesWritten; left > 0; ) {
+      if (chunks[i].length <= left) left -= chunks[i++].length;
+      else {
+        chunks[i] = chunks[i].subarray(left);
         left = 0;
       }
     }

@@ -3,8 +3,8 @@
 // about `blockBytes` (never splitting a batch); each index entry gives a block's first
 // offset, position, length, max timestamp and CRC-32C, so the index is at once the sparse
 // offset index, the time index, and the unit of verified range reads.
-import { crc32c } from '@node-rs/crc32';
-import { batchesOf } from '../protocol/record-batch.js';
+import { crc32c } from '../protocol/native.js';
+import { BATCH_HEADER_SIZE, BatchField, LOG_OVERHEAD, batchCrc, readInt64 } from '../protocol/record-batch.js';
 import { StorageFormatError } from './wal-object.js';
 
 export const SEGMENT_VERSION = 1;
@@ -37,39 +37,66 @@ export function segmentKey(topicId: string, partition: number, baseOffset: numbe
 }
 
 /**
- * Builds a segment from chunks of whole batches (already offset-assigned, in offset order).
- * Blocks never span two chunks, so each block's CRC is taken over one buffer, and the body
- * is returned as the list of its parts: the batches are never copied.
+ * Builds a segment from chunks of whole batches (already offset-assigned, in offset order),
+ * one chunk at a time so that a caller with a lot of data can yield in between. The body is
+ * the list of its parts: the batches are never copied. A block may span chunks.
+ *
+ * Block CRCs are derived from the batches' header CRCs, not by reading the data again, so
+ * the chunks must hold batches whose CRCs were checked: appended through validateBatches,
+ * or read back from storage under a verified CRC. If memory corrupted a batch since, the
+ * block's CRC still describes the bytes as they were produced and a read refuses them.
  */
-export function buildSegment(chunks: Buffer[], blockBytes: number): { body: Buffer[]; blocks: SegmentBlock[]; dataLength: number; indexLength: number } {
-  const blocks: SegmentBlock[] = [];
-  let base = 0;
-  for (const chunk of chunks) {
-    let cur: SegmentBlock | undefined;
-    let start = 0;
-    const close = () => {
-      if (!cur) return;
-      cur.crc = crc32c(chunk.subarray(start, start + cur.length));
-      blocks.push(cur);
-    };
-    let seen = 0;
-    for (const b of batchesOf(chunk)) {
-      const last = b.baseOffset + b.lastOffsetDelta;
-      if (!cur || cur.length >= blockBytes) {
-        close();
-        start = b.position;
-        cur = { baseOffset: b.baseOffset, lastOffset: last, position: base + b.position, length: 0, maxTimestamp: -1, crc: 0 };
+export class SegmentBuilder {
+  private readonly chunks: Buffer[] = [];
+  private readonly blocks: SegmentBlock[] = [];
+  private cur: SegmentBlock | undefined;
+  private dataLength = 0;
+
+  constructor(private readonly blockBytes: number) {}
+
+  add(chunk: Buffer): void {
+    let at = 0;
+    while (at + BATCH_HEADER_SIZE <= chunk.length) {
+      const size = chunk.readInt32BE(at + BatchField.batchLength) + LOG_OVERHEAD;
+      if (size < BATCH_HEADER_SIZE || at + size > chunk.length) break;
+      const baseOffset = readInt64(chunk, at + BatchField.baseOffset);
+      const last = baseOffset + chunk.readInt32BE(at + BatchField.lastOffsetDelta);
+      const maxTimestamp = readInt64(chunk, at + BatchField.maxTimestamp);
+      let cur = this.cur;
+      if (!cur || cur.length >= this.blockBytes) {
+        if (cur) this.blocks.push(cur);
+        cur = this.cur = { baseOffset, lastOffset: last, position: this.dataLength + at, length: 0, maxTimestamp: -1, crc: 0 };
       }
-      cur.length += b.size;
+      cur.crc = batchCrc(chunk, at, size, cur.crc);
+      cur.length += size;
       cur.lastOffset = last;
-      if (b.maxTimestamp > cur.maxTimestamp) cur.maxTimestamp = b.maxTimestamp;
-      seen = b.position + b.size;
+      if (maxTimestamp > cur.maxTimestamp) cur.maxTimestamp = maxTimestamp;
+      at += size;
     }
-    close();
-    if (seen !== chunk.length) throw new StorageFormatError('segment data holds a partial batch');
-    base += chunk.length;
+    if (at !== chunk.length) throw new StorageFormatError('segment data holds a partial batch');
+    this.chunks.push(chunk);
+    this.dataLength += chunk.length;
   }
-  const dataLength = base;
+
+  get bytes(): number {
+    return this.dataLength;
+  }
+
+  finish(): { body: Buffer[]; blocks: SegmentBlock[]; dataLength: number; indexLength: number } {
+    if (this.cur) this.blocks.push(this.cur);
+    this.cur = undefined;
+    return encodeSegment(this.chunks, this.blocks, this.dataLength);
+  }
+}
+
+/** All at once: see SegmentBuilder. */
+export function buildSegment(chunks: Buffer[], blockBytes: number): { body: Buffer[]; blocks: SegmentBlock[]; dataLength: number; indexLength: number } {
+  const b = new SegmentBuilder(blockBytes);
+  for (const c of chunks) b.add(c);
+  return b.finish();
+}
+
+function encodeSegment(chunks: Buffer[], blocks: SegmentBlock[], dataLength: number): { body: Buffer[]; blocks: SegmentBlock[]; dataLength: number; indexLength: number } {
   const index = Buffer.allocUnsafe(blocks.length * ENTRY_SIZE);
   let at = 0;
   for (const blk of blocks) {

@@ -2,7 +2,8 @@
 // pending, grouped by partition, followed by an index and a trailer. The same index, with
 // the object's key, is the commit record in the MetaStore. docs/storage-format.md has the
 // byte layout.
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../protocol/native.js';
+import { crc32cCombine } from '../protocol/record-batch.js';
 
 /** One partition's contiguous run of batches inside an object. */
 export interface Extent {
@@ -119,6 +120,8 @@ export function decodeIndex(b: Buffer): Extent[] {
 export interface WalPart {
   extent: Omit<Extent, 'position' | 'length' | 'crc'>;
   chunks: Buffer[];
+  /** CRC-32C of each chunk when the caller knows it already; otherwise the chunks are read. */
+  crcs?: number[];
 }
 
 /**
@@ -132,11 +135,11 @@ export function buildWalObject(parts: WalPart[]): { body: Buffer[]; size: number
   for (const part of parts) {
     let length = 0;
     let crc = 0;
-    for (const c of part.chunks) {
-      crc = crc32c(c, crc);
+    part.chunks.forEach((c, i) => {
+      crc = part.crcs ? crc32cCombine(crc, part.crcs[i], c.length) : crc32c(c, crc);
       length += c.length;
       body.push(c);
-    }
+    });
     extents.push({ ...part.extent, position, length, crc });
     position += length;
   }

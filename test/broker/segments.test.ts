@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,8 @@ import { TopicRegistry } from '../../services/meta/topics.js';
 import { Broker, type BrokerConfig } from '../../services/broker/broker.js';
 import { ErrorCode } from '../../services/protocol/errors.js';
 import { batchesOf } from '../../services/protocol/record-batch.js';
+import { buildSegment } from '../../services/storage/segment.js';
+import type { StoredExtent } from '../../services/broker/partition.js';
 import { buildBatch } from '../support/batches.js';
 
 const log = pino({ level: 'silent' });
@@ -95,6 +97,39 @@ describe('segments, retention and garbage collection', () => {
     // Reads from the middle start at the right batch, and the time index finds records.
     expect((await readAll(again.broker, topic.id, 37))[0]).toContain('msg-37-');
     expect(await again.broker.listOffset(topic.id, 0, T0 + 42)).toMatchObject({ offset: 42, timestamp: T0 + 42 });
+  });
+
+  it('rolls from the tail cache without reading storage, into the same segment as from storage', async () => {
+    const dir = await tempDir();
+    const t = await open(dir, { cacheBytes: 64 << 20, flushMinMs: 0 });
+    const topic = await t.topics.create('cached', 1, { 'segment.bytes': '8192' });
+    await t.broker.whenOnline(topic.id, 1, 5000);
+    // Several record sets per WAL object: produced concurrently, flushed together.
+    for (let i = 0; i < 60; i += 4) {
+      await Promise.all(
+        [0, 1, 2, 3].map((j) => t.broker.produce(topic.id, 0, buildBatch([{ value: `msg-${i + j}-`.padEnd(300, 'x'), timestamp: T0 + i + j }]), -1, 5000)),
+      );
+    }
+    const partition = (t.broker as unknown as { partitionsByKey: Map<string, { extents: StoredExtent[] }> }).partitionsByKey.get(`${topic.id}/0`)!;
+    const extents = [...partition.extents];
+    const fromCache = async () => Number((await register.getSingleMetricAsString('skiff_broker_segment_bytes_total')).match(/source="cache"} (\d+)/)?.[1] ?? 0);
+    const gets = vi.spyOn(t.store, 'get');
+    const before = await fromCache();
+    await t.broker.maintain();
+    expect(gets).not.toHaveBeenCalled();
+    expect((await fromCache()) - before).toBeGreaterThan(8192);
+    gets.mockRestore();
+    // The same segment as one built from the WAL objects read back.
+    const [seg] = await t.store.list('segments/');
+    const body = await t.store.get(seg.key);
+    const rolled = extents.filter((e) => e.lastOffset <= Number(seg.key.slice(-24, -4)));
+    const stored = await Promise.all(rolled.map((e) => t.store.get(e.key, { start: e.position, end: e.position + e.length })));
+    expect(Buffer.concat(buildSegment(stored, 4096).body).equals(body)).toBe(true);
+    await t.broker.close();
+    const again = await open(dir);
+    const values = await readAll(again.broker, topic.id, 0);
+    expect(values).toHaveLength(60);
+    values.forEach((v, i) => expect(v).toContain(`msg-${i}-`));
   });
 
   it('deletes WAL objects once segments cover them, and orphans past the grace period', async () => {

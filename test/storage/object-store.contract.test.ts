@@ -8,7 +8,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsObjectStore, InvalidObjectKeyError } from '../../services/storage/fs-object-store.js';
 import { ObjectNotFoundError, type ObjectStore } from '../../services/storage/object-store.js';
 import { S3ObjectStore, S3RetriesExhaustedError, type S3ObjectStoreOptions } from '../../services/storage/s3-object-store.js';
@@ -166,6 +166,28 @@ describe('FsObjectStore', () => {
     expect(files.filter((f) => f.includes('.skiff-tmp-'))).toEqual([]);
     for (let i = 0; i < 20; i++) await store.delete(`t/p${i % 4}/${i}`);
     expect(await readdir(root)).toEqual([]);
+  });
+
+  it('writes a large object in flushed slices and reads it back intact', async () => {
+    const store = new FsObjectStore(await tempDir(), { largeObjectBytes: 5000, sliceBytes: 1000 });
+    const parts = [randomBytes(10), Buffer.alloc(0), randomBytes(4321), randomBytes(999), randomBytes(1), randomBytes(2500)];
+    await store.put('big/one', parts);
+    expect((await store.get('big/one')).equals(Buffer.concat(parts))).toBe(true);
+    await store.put('big/two', randomBytes(10));
+    expect((await store.get('big/two')).length).toBe(10);
+  });
+
+  it('shares directory fsyncs between puts that finish together, and makes pruned directories again', async () => {
+    const root = await tempDir();
+    const store = new FsObjectStore(root);
+    const syncs = vi.spyOn(store as unknown as { startDirSync: () => Promise<void> }, 'startDirSync');
+    await Promise.all([...Array(30).keys()].map((i) => store.put(`w/${i}`, Buffer.alloc(100, i))));
+    expect(syncs.mock.calls.length).toBeLessThan(30);
+    for (let i = 0; i < 30; i++) expect((await store.get(`w/${i}`))[0]).toBe(i);
+    for (let i = 0; i < 30; i++) await store.delete(`w/${i}`);
+    expect(await readdir(root)).toEqual([]);
+    await store.put('w/again', Buffer.from('x'));
+    expect((await store.get('w/again')).toString()).toBe('x');
   });
 
   it('refuses keys that would escape its directory', async () => {

@@ -1,0 +1,165 @@
+// The flusher on its own, with an object store and a metadata store whose every write the
+// test finishes by hand: when writes start, what they hold, and that nothing is acknowledged
+// before both the WAL object and its commit record are durable.
+import { afterEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { Flusher, type FlusherOptions } from '../../services/broker/flusher.js';
+import { Partition } from '../../services/broker/partition.js';
+import { validateBatches } from '../../services/protocol/record-batch.js';
+import type { ObjectStore } from '../../services/storage/object-store.js';
+import { MemoryMetaStore } from '../support/memory-meta-store.js';
+import { buildBatch } from '../support/batches.js';
+
+const log = pino({ level: 'silent' });
+
+interface Held {
+  what: string;
+  parts: number;
+  done: (err?: Error) => void;
+}
+
+/** A store and a metadata store whose puts and txns wait until the test lets them finish. */
+function harness(over: Partial<FlusherOptions> = {}) {
+  const puts: Held[] = [];
+  const commits: Held[] = [];
+  const hold = (list: Held[], what: string, parts: number) =>
+    new Promise<void>((resolve, reject) => list.push({ what, parts, done: (err) => (err ? reject(err) : resolve()) }));
+  const store = {
+    put: (key: string, body: Buffer | Buffer[]) => hold(puts, key, Array.isArray(body) ? body.length - 2 : 1), // minus index and trailer
+  } as unknown as ObjectStore;
+  const meta = new MemoryMetaStore();
+  const txn = meta.txn.bind(meta);
+  meta.txn = async (compares, success, failure) => {
+    await hold(commits, success.map((op) => ('key' in op ? op.key : '')).join(), success.length);
+    return txn(compares, success, failure);
+  };
+  const flusher = new Flusher({ brokerId: 1, flushMs: 60_000, flushBytes: 1 << 30, maxInflight: 4, store, meta, log, fence: () => [], onFenced: () => undefined, minIntervalMs: 0, ...over });
+  const p = new Partition('00000000-0000-0000-0000-000000000001', 't', 0, log, () => undefined);
+  p.transition('Online');
+  const produce = (value: string) => {
+    const buf = buildBatch([{ value }]);
+    const e = p.append(buf, validateBatches(buf));
+    flusher.appended(p, buf.length);
+    return e;
+  };
+  return { puts, commits, flusher, p, produce };
+}
+
+const turns = async (n = 5) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+};
+
+const flushers: Flusher[] = [];
+afterEach(() => {
+  for (const f of flushers.splice(0)) f.abort();
+});
+
+describe('flusher', () => {
+  it('adaptive: writes at once when nothing is being written, not after flush.ms', async () => {
+    const h = harness();
+    flushers.push(h.flusher);
+    h.produce('a');
+    h.produce('b'); // same turn of the event loop: same object
+    await turns();
+    expect(h.puts.map((x) => x.parts)).toEqual([2]);
+  });
+
+  it('adaptive: what arrives during a write goes out in one object as soon as that write ends', async () => {
+    const h = harness();
+    flushers.push(h.flusher);
+    h.produce('first');
+    await turns();
+    expect(h.puts).toHaveLength(1);
+    for (const v of ['x', 'y', 'z']) {
+      h.produce(v);
+      await turns();
+    }
+    // One write at a time: the three wait for the first, not for the timer either.
+    expect(h.puts).toHaveLength(1);
+    h.puts[0].done();
+    await turns();
+    expect(h.puts.map((x) => x.parts)).toEqual([1, 3]);
+    // The first commit runs while the second object is written.
+    expect(h.commits).toHaveLength(1);
+  });
+
+  it('adaptive: keeps flushes at least minIntervalMs apart', async () => {
+    const h = harness({ minIntervalMs: 50 });
+    flushers.push(h.flusher);
+    const started = performance.now();
+    h.produce('a');
+    await turns();
+    h.puts[0].done();
+    await turns();
+    h.commits[0].done();
+    h.produce('b');
+    await turns();
+    expect(h.puts).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(h.puts).toHaveLength(2);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(50);
+  });
+
+  it('without adaptive batching, waits for flush.ms (or flush.bytes)', async () => {
+    const h = harness({ minIntervalMs: undefined, flushMs: 30 });
+    flushers.push(h.flusher);
+    h.produce('a');
+    await turns();
+    expect(h.puts).toHaveLength(0);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(h.puts).toHaveLength(1);
+    const big = harness({ minIntervalMs: undefined, flushBytes: 1 });
+    flushers.push(big.flusher);
+    big.produce('b');
+    expect(big.puts).toHaveLength(1);
+  });
+
+  it('acknowledges only after the WAL object and then its commit record are durable', async () => {
+    const h = harness();
+    flushers.push(h.flusher);
+    const e1 = h.produce('one');
+    let acked1 = false;
+    void h.p.waitCommitted(e1.lastOffset).then(() => (acked1 = true));
+    await turns();
+    h.produce('two');
+    let acked2 = false;
+    const e2 = h.p.pending[0];
+    void h.p.waitCommitted(e2.lastOffset).then(() => (acked2 = true));
+    await turns();
+    expect(h.commits).toHaveLength(0); // no commit record before its object is written
+    h.puts[0].done();
+    await turns();
+    expect(h.commits).toHaveLength(1);
+    expect(acked1).toBe(false); // object durable, commit record not yet
+    // The second object is written before the first commit is durable; still no ack for either.
+    h.puts[1].done();
+    await turns();
+    expect(h.commits).toHaveLength(1); // commits stay in flush order
+    expect([acked1, acked2]).toEqual([false, false]);
+    h.commits[0].done();
+    await turns();
+    expect([acked1, acked2, h.p.highWatermark]).toEqual([true, false, 1]);
+    h.commits[1].done();
+    await turns();
+    expect([acked2, h.p.highWatermark]).toEqual([true, 2]);
+  });
+
+  it('a failed write acknowledges nothing and its batches are retried in the next write', async () => {
+    const h = harness({ flushMs: 60_000 });
+    flushers.push(h.flusher);
+    const e = h.produce('a');
+    let acked = false;
+    void h.p.waitCommitted(e.lastOffset).then(() => (acked = true));
+    await turns();
+    h.puts[0].done(new Error('disk full'));
+    await new Promise((r) => setTimeout(r, 80)); // the retry backoff
+    expect(acked).toBe(false);
+    expect(h.puts).toHaveLength(2);
+    expect(h.puts[1].what).toBe(h.puts[0].what); // the same object, again
+    h.puts[1].done();
+    await turns();
+    h.commits[0].done();
+    await turns();
+    expect(acked).toBe(true);
+  });
+});
