@@ -27,38 +27,21 @@ export function evaluateTargets(R) {
   const p1 = find(R.skiff.produce, (e) => e.size === 1024 && e.acks === -1 && e.partitions === 1)?.median?.mbPerSec;
   const js = find(R.jetstream.pubAsync, (e) => e.size === 1024)?.median?.mbPerSec;
   const dd = R.limits.dd?.median?.mbPerSec;
-  const atLeast = (id, what, value, goal, unit, detail) => {
+  // One row of the targets table; `better` says whether value meets goal, `say` words the margin.
+  const judge = (id, what, value, goal, unit, detail, better, say) => {
     const ok = Number.isFinite(value) && Number.isFinite(goal);
-    const met = ok ? value >= goal : null;
+    const met = ok ? better(value, goal) : null;
     const by = ok ? value / goal - 1 : NaN;
-    T.push({
-      id,
-      target: what,
-      value,
-      goal,
-      unit,
-      met,
-      margin: by,
-      verdict: !ok ? 'not measured' : met ? `met by ${(by * 100).toFixed(0)}% (${unit(value)} vs ≥ ${unit(goal)})` : `missed by ${(-by * 100).toFixed(0)}% (${unit(value)} vs ≥ ${unit(goal)}; needs ${(goal / value).toFixed(2)}× more)`,
-      detail,
-    });
+    T.push({ id, target: what, value, goal, unit, met, margin: by, verdict: !ok ? 'not measured' : say(met, by), detail });
   };
-  const atMost = (id, what, value, goal, unit, detail) => {
-    const ok = Number.isFinite(value) && Number.isFinite(goal);
-    const met = ok ? value <= goal : null;
-    const by = ok ? value / goal - 1 : NaN;
-    T.push({
-      id,
-      target: what,
-      value,
-      goal,
-      unit,
-      met,
-      margin: by,
-      verdict: !ok ? 'not measured' : met ? `met with ${unit(goal - value)} to spare (${unit(value)} vs ≤ ${unit(goal)})` : `missed by ${unit(value - goal)}, ${(by * 100).toFixed(0)}% over (${unit(value)} vs ≤ ${unit(goal)})`,
-      detail,
-    });
-  };
+  const atLeast = (id, what, value, goal, unit, detail) =>
+    judge(id, what, value, goal, unit, detail, (v, g) => v >= g, (met, by) =>
+      met ? `met by ${(by * 100).toFixed(0)}% (${unit(value)} vs ≥ ${unit(goal)})` : `missed by ${(-by * 100).toFixed(0)}% (${unit(value)} vs ≥ ${unit(goal)}; needs ${(goal / value).toFixed(2)}× more)`,
+    );
+  const atMost = (id, what, value, goal, unit, detail) =>
+    judge(id, what, value, goal, unit, detail, (v, g) => v <= g, (met, by) =>
+      met ? `met with ${unit(goal - value)} to spare (${unit(value)} vs ≤ ${unit(goal)})` : `missed by ${unit(value - goal)}, ${(by * 100).toFixed(0)}% over (${unit(value)} vs ≤ ${unit(goal)})`,
+    );
   const ratio = (x) => `${x.toFixed(2)}×`;
   const pctU = (x) => `${(x * 100).toFixed(0)}%`;
   atLeast('produce-vs-jetstream', 'durable acks=all produce of 1 KiB ≥ 3× JetStream', p1 / js, 3, ratio, `Skiff ${mbps(p1)} (1 partition) / JetStream async publish ${mbps(js)}`);
