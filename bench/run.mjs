@@ -29,6 +29,10 @@ const JSBENCH = rel(join(BUILD, 'jsbench'));
 const LIMITS = rel(join(BUILD, 'limits'));
 const RDKLAT = rel(join(BUILD, 'rdkafka_latency'));
 const MAIN = 'dist/services/cli/main.js';
+// Servers start through the `skiff` command users run (bin/skiff: Node with Skiff's heap flags).
+const SKIFF = 'bin/skiff';
+/** The Node flags bin/skiff passes by default; a profiled run adds its own to them. */
+const LAUNCHER_FLAGS = (readFileSync(join(REPO, SKIFF), 'utf8').match(/SKIFF_NODE_FLAGS-"([^"]*)"/) ?? [])[1] ?? '';
 // The cluster scenarios are TypeScript on the e2e tests' launcher; vite-node runs them as they are.
 const VITE_NODE = 'node_modules/.bin/vite-node';
 const CLUSTER_TS = 'bench/cluster.ts';
@@ -342,8 +346,6 @@ async function startSkiff({ partitions = 1, nodeArgs = [], label = 'skiff' } = {
   const port = await freePort();
   const httpPort = await freePort();
   const args = [
-    ...nodeArgs,
-    MAIN,
     'dev',
     '--data-dir',
     dataDir,
@@ -360,7 +362,8 @@ async function startSkiff({ partitions = 1, nodeArgs = [], label = 'skiff' } = {
     '--log-level',
     'warn',
   ];
-  const p = startProcess('node', args, { cwd: REPO, logFile: join(logDir, `${label}-server.log`) });
+  const env = nodeArgs.length ? { SKIFF_NODE_FLAGS: [LAUNCHER_FLAGS, ...nodeArgs].join(' ').trim() } : undefined;
+  const p = startProcess(SKIFF, args, { cwd: REPO, env, logFile: join(logDir, `${label}-server.log`) });
   const stop = async () => {
     await p.stop('SIGTERM', 20_000);
     rmSync(dataDir, { recursive: true, force: true });
@@ -631,7 +634,7 @@ if (want('limits')) {
 if (want('memory')) {
   for (let rep = 1; rep <= C.proxyReps; rep++) {
     step('memory', `skiff proxy idle RSS (run ${rep}/${C.proxyReps})`, async () => {
-      const help = await run('node', [MAIN, 'proxy', '--help'], { cwd: REPO, timeoutMs: 30_000 });
+      const help = await run(SKIFF, ['proxy', '--help'], { cwd: REPO, timeoutMs: 30_000 });
       if (help.code !== 0) {
         results.skiff.proxyIdle.note = 'this build has no `skiff proxy` command';
         return 'skipped: no proxy command in this build';
@@ -651,7 +654,7 @@ if (want('memory')) {
         for (const p of procs) cleanups.add(() => process.kill(p.pid, 'SIGKILL'));
         await waitTcp(cport, 30_000);
         await waitTcp(nport, 30_000);
-        const proxy = startProcess('node', [MAIN, 'proxy', '--etcd', `http://127.0.0.1:${cport}`, '--nats', `nats://127.0.0.1:${nport}`, '--host', '127.0.0.1', '--advertised-host', '127.0.0.1', '--port', String(kport), '--http-port', String(hport), '--log-level', 'warn'], { cwd: REPO, logFile: join(logDir, `proxy-${rep}.log`) });
+        const proxy = startProcess(SKIFF, ['proxy', '--etcd', `http://127.0.0.1:${cport}`, '--nats', `nats://127.0.0.1:${nport}`, '--host', '127.0.0.1', '--advertised-host', '127.0.0.1', '--port', String(kport), '--http-port', String(hport), '--log-level', 'warn'], { cwd: REPO, logFile: join(logDir, `proxy-${rep}.log`) });
         procs.unshift(proxy);
         cleanups.add(() => process.kill(proxy.pid, 'SIGKILL'));
         await waitHttp(`http://127.0.0.1:${hport}/healthz`, 60_000, () => proxy.child.exitCode === null);
@@ -1257,7 +1260,7 @@ async function main() {
   progress.note(`Skiff benchmarks: ${QUICK ? 'quick' : 'full'} set, data under ${runRoot}, logs in ${rel(logDir)}`);
   await describeMachine();
   await buildAll();
-  const table = await capture('node', [MAIN, 'config', '--markdown']);
+  const table = await capture(SKIFF, ['config', '--markdown']);
   const dflt = (key) => Number((table.match(new RegExp('`--' + key + '` \\| `[A-Z_]+` \\| `(\\d+)`')) ?? [])[1]);
   results.skiff.settings = {
     flushMs: dflt('flush-ms'),

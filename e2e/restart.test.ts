@@ -2,6 +2,8 @@
 // acknowledged with acks=all and committed group offsets survive a clean SIGTERM shutdown
 // and a SIGKILL, and a group member resumes right after its last committed offset.
 
+import { readFileSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
 import kafkajs, { type Admin, type Consumer, type KafkaMessage, type Producer } from 'kafkajs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { jsonLines, kcat, killAllProcs } from './support/procs.js';
@@ -147,5 +149,20 @@ describe('restart on the same data directory', () => {
     expect(r.code).toBe(0);
     const after = await readAll(topic);
     expect(after.at(-1)).toEqual({ partition: 0, offset: 40, key: null, payload: 'after crash' });
+  });
+});
+
+// `skiff` (bin/skiff) is a shell launcher that execs Node with Skiff's heap flags: the pid the
+// caller holds must be Node itself, or SIGTERM and SIGKILL above would hit the shell instead.
+describe('the skiff command', () => {
+  it('is one Node process running with the heap flags, and SIGTERM stops it cleanly', async () => {
+    const pid = server().pid!;
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    expect(path.basename(readlinkSync(`/proc/${pid}/exe`))).toMatch(/^node/);
+    expect(argv).toEqual(expect.arrayContaining(['--max-semi-space-size=64', '--initial-old-space-size=128']));
+    expect(argv.some((a) => a.endsWith(path.join('dist', 'services', 'cli', 'main.js')))).toBe(true);
+    await server().stop('SIGTERM');
+    expect(server().lastExit).toEqual({ code: 0, signal: null });
+    await server().restart();
   });
 });

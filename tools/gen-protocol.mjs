@@ -128,7 +128,9 @@ class Gen {
     const tagged = f.tag !== undefined ? parseRange(f.taggedVersions ?? f.versions) : null;
     const anyNullable = !!nullable;
     const kind = PRIMS[elem] ? 'prim' : elem === 'string' ? 'string' : elem === 'bytes' || elem === 'records' ? 'bytes' : 'struct';
-    let elemTs = kind === 'prim' ? PRIMS[elem].ts : kind === 'string' ? 'string' : kind === 'bytes' ? 'Buffer' : elem;
+    // A record set may be a list of chunks when written (a fetch answers from cached batches
+    // without joining them); a decoded one is always one Buffer.
+    let elemTs = kind === 'prim' ? PRIMS[elem].ts : kind === 'string' ? 'string' : elem === 'records' ? 'Records' : kind === 'bytes' ? 'Buffer' : elem;
     let ts = isArray ? `${elemTs}[]` : elemTs;
     if (anyNullable && (isArray || kind !== 'prim')) ts += ' | null';
     const optional = tagged !== null || !covers(versions, this.valid);
@@ -178,7 +180,7 @@ class Gen {
     const { elem, kind } = fi;
     if (kind === 'prim') return PRIMS[elem].write(v);
     if (kind === 'string' || kind === 'bytes') {
-      const [fn, t] = kind === 'string' ? ['String', 'string'] : ['Bytes', 'Buffer'];
+      const [fn, t] = kind === 'string' ? ['String', 'string'] : ['Bytes', elem === 'records' ? 'Records' : 'Buffer'];
       const plain = `w.${t === 'string' ? 'string' : 'bytes'}(${flexExpr}, ${v} as ${t})`;
       const nullable = `w.nullable${fn}(${flexExpr}, ${v})`;
       return nullableExpr === 'false' ? plain : nullableExpr === 'true' ? nullable : `(${nullableExpr} ? ${nullable} : ${plain})`;
@@ -285,7 +287,7 @@ class Gen {
     const body = this.order.map((n) => this.struct(n, this.structs.get(n), n === spec.name)).join('\n');
     const uses = (s) => body.includes(s);
     const flexCond = this.flexible ? cond(this.flexible, [0, Infinity]) : 'false';
-    const imports = ['Reader', 'Writer', uses('TagWriter') && 'type TagWriter', uses('deepEqual') && 'deepEqual', uses('ZERO_UUID') && 'ZERO_UUID'].filter(Boolean);
+    const imports = ['Reader', 'Writer', uses('TagWriter') && 'type TagWriter', uses('deepEqual') && 'deepEqual', uses('ZERO_UUID') && 'ZERO_UUID', /\bRecords\b/.test(body) && 'type Records'].filter(Boolean);
     const section = (...lines) => lines.filter((l) => l !== null).join('\n');
     const head = [
       section(

@@ -20,6 +20,8 @@ import { Proc, PYTHON, run } from '../support/procs.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SKIFF_MAIN = path.join(ROOT, 'dist', 'services', 'cli', 'main.js');
+/** The `skiff` command users run: Node with Skiff's heap flags, exec'd (the same pid). */
+export const SKIFF_BIN = path.join(ROOT, 'bin', 'skiff');
 /** Directory of this folder's python scripts. */
 export const CLUSTER_PY_DIR = path.dirname(fileURLToPath(import.meta.url));
 
@@ -204,7 +206,7 @@ export class ClusterProc {
     this.partial = '';
     this.runFrom = this.records.length;
     this.logFile ??= createWriteStream(this.logPath, { flags: 'a' });
-    const child = spawn(process.execPath, [SKIFF_MAIN, this.role, ...this.args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(SKIFF_BIN, [this.role, ...this.args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.startedAt = Date.now();
     everyChild.add(child);

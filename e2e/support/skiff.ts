@@ -12,6 +12,8 @@ import { afterAll, beforeAll } from 'vitest';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SKIFF_MAIN = path.join(ROOT, 'dist', 'services', 'cli', 'main.js');
+/** The `skiff` command users run: Node with Skiff's heap flags, exec'd (the same pid). */
+export const SKIFF_BIN = path.join(ROOT, 'bin', 'skiff');
 const READY_MSG = 'skiff dev is ready';
 const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 20_000;
@@ -85,7 +87,6 @@ export async function startSkiff(opts: StartSkiffOptions = {}): Promise<Skiff> {
   const launch = (): Promise<Started> =>
     new Promise((resolve, reject) => {
       const args = [
-        SKIFF_MAIN,
         'dev',
         '--data-dir', dataDir,
         '--port', '0',
@@ -93,7 +94,7 @@ export async function startSkiff(opts: StartSkiffOptions = {}): Promise<Skiff> {
         '--group-initial-rebalance-delay-ms', '100',
         ...extra,
       ];
-      const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(SKIFF_BIN, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       running.add(child);
       let partial = '';
       let settled = false;

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { apis } from '../../services/protocol/messages/index.js';
 import { encodeRequestHeader } from '../../services/protocol/messages/request-header.js';
 import { decodeResponseHeader } from '../../services/protocol/messages/response-header.js';
-import { Reader, Writer } from '../../services/protocol/primitives.js';
+import { Reader, recordBytes, Writer, type Records } from '../../services/protocol/primitives.js';
 
 type ApiTable = typeof apis;
 type ApiKeyNum = keyof ApiTable & number;
@@ -135,9 +135,10 @@ export interface DecodedBatch {
  * Splits a Fetch response's records field into batches (magic 2). Records are decoded for
  * uncompressed batches only; compressed ones report their codec and `records: null`.
  */
-export function decodeBatches(buf: Buffer | null): DecodedBatch[] {
+export function decodeBatches(records: Records | null): DecodedBatch[] {
   const out: DecodedBatch[] = [];
-  if (!buf) return out;
+  if (!records) return out;
+  const buf = recordBytes(records);
   let at = 0;
   while (at + 61 <= buf.length) {
     const baseOffset = buf.readBigInt64BE(at);

@@ -179,6 +179,20 @@ const ZERO_COPY_MIN = 1024;
 
 export type TagWriter = [tag: number, write: (w: Writer) => void];
 
+/**
+ * A `records` field: one Buffer, or, when written, the batches as separate chunks that go to
+ * the socket as they are (a fetch answers from cached batches without joining them). Decoding
+ * always gives one Buffer; `recordBytes` reads a field either way.
+ */
+export type Records = Buffer | readonly Buffer[];
+
+/** The bytes of a `records` field as one Buffer (chunks are joined, a Buffer is returned as is). */
+export function recordBytes(r: Records): Buffer;
+export function recordBytes(r: Records | null): Buffer | null;
+export function recordBytes(r: Records | null): Buffer | null {
+  return r === null || Buffer.isBuffer(r) ? r : Buffer.concat(r);
+}
+
 export class Writer {
   private chunks: Buffer[] = [];
   private cur: Buffer;
@@ -330,13 +344,20 @@ export class Writer {
     return this;
   }
 
-  nullableBytes(flex: boolean, v: Buffer | null | undefined): this {
+  nullableBytes(flex: boolean, v: Records | null | undefined): this {
     if (v == null) return this.len(flex, -1);
-    this.len(flex, v.length);
-    return this.raw(v);
+    if (Buffer.isBuffer(v)) {
+      this.len(flex, v.length);
+      return this.raw(v);
+    }
+    let n = 0;
+    for (const c of v) n += c.length;
+    this.len(flex, n);
+    for (const c of v) this.raw(c);
+    return this;
   }
 
-  bytes(flex: boolean, v: Buffer): this {
+  bytes(flex: boolean, v: Records): this {
     return this.nullableBytes(flex, v ?? Buffer.alloc(0));
   }
 

@@ -9,6 +9,7 @@ import { partitionUnit, type Registration } from '../broker/assignments.js';
 import type { TopicRegistry } from '../meta/topics.js';
 import { ApiKey } from '../protocol/messages/api-keys.js';
 import { ErrorCode } from '../protocol/errors.js';
+import { recordBytes } from '../protocol/primitives.js';
 import type { ProduceResponse } from '../protocol/messages/produce-response.js';
 import type { FetchResponse } from '../protocol/messages/fetch-response.js';
 import type { ListOffsetsResponse } from '../protocol/messages/list-offsets-response.js';
@@ -267,7 +268,8 @@ export class RemoteBrokerClient implements BrokerClient {
           const answers = new Map<string, FetchResult>();
           for (const t of res.responses) {
             for (const p of t.partitions) {
-              const records = p.records && p.records.length > 0 ? [p.records] : [];
+              const data = p.records && recordBytes(p.records);
+              const records = data && data.length > 0 ? [data] : [];
               answers.set(`${t.topic}/${p.partitionIndex}`, {
                 errorCode: p.errorCode,
                 highWatermark: Number(p.highWatermark),

@@ -2,7 +2,7 @@
 // guide gives for it, and every malformed input must surface as a ProtocolError.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { ProtocolError, Reader, Writer, ZERO_UUID } from '../../services/protocol/primitives.js';
+import { ProtocolError, Reader, recordBytes, Writer, ZERO_UUID } from '../../services/protocol/primitives.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const bytesOf = (write: (w: Writer) => unknown): string => {
@@ -234,6 +234,24 @@ describe('bytes', () => {
     expect(r.int32()).toBe(1);
     expect(r.bytes(false).equals(big)).toBe(true);
     expect(r.int8()).toBe(2);
+  });
+
+  it('writes a record set given as chunks as one length-prefixed field, keeping large chunks uncopied', () => {
+    const a = Buffer.alloc(3000, 1);
+    const b = Buffer.from('tiny');
+    const c = Buffer.alloc(5000, 3);
+    for (const flex of [false, true]) {
+      const w = new Writer().int8(9).nullableBytes(flex, [a, b, c]).int8(8);
+      expect(w.toChunks()).toContain(a);
+      expect(w.toChunks()).toContain(c);
+      const r = new Reader(w.toBuffer());
+      expect(r.int8()).toBe(9);
+      expect(r.bytes(flex).equals(Buffer.concat([a, b, c]))).toBe(true);
+      expect(r.int8()).toBe(8);
+    }
+    expect(bytesOf((w) => w.bytes(true, []))).toBe('01');
+    expect(recordBytes([a, b])).toEqual(Buffer.concat([a, b]));
+    expect(recordBytes(b)).toBe(b);
   });
 
   it('spans chunk boundaries when many small values are written', () => {

@@ -75,7 +75,8 @@ export async function fetch(ctx: ProxyContext, req: FetchRequest, rc: RequestCon
       logStartOffset: BigInt(r.logStartOffset),
       abortedTransactions: [],
       preferredReadReplica: -1,
-      records: r.records.length === 0 ? EMPTY : r.records.length === 1 ? r.records[0] : Buffer.concat(r.records, r.bytes),
+      // The cached batches go to the socket as they are, one chunk each: no copy.
+      records: r.records.length === 0 ? EMPTY : r.records.length === 1 ? r.records[0] : r.records,
     });
   }
   return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, sessionId: 0, responses };

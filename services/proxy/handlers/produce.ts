@@ -3,6 +3,7 @@
 import type { ProxyContext } from '../proxy.js';
 import type { RequestContext } from '../server.js';
 import { ErrorCode } from '../../protocol/errors.js';
+import { recordBytes } from '../../protocol/primitives.js';
 import type { ProduceRequest } from '../../protocol/messages/produce-request.js';
 import type { ProduceResponse, PartitionProduceResponse } from '../../protocol/messages/produce-response.js';
 import { isValidTopicName } from '../../meta/topics.js';
@@ -32,13 +33,15 @@ export async function produce(ctx: ProxyContext, req: ProduceRequest, rc: Reques
           if (req.transactionalId != null) return failed(pd.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, 'transactions are not supported');
           if (!isValidTopicName(name)) return failed(pd.index, ErrorCode.INVALID_TOPIC_EXCEPTION, `invalid topic name ${JSON.stringify(name)}`);
           if (!t || pd.index < 0 || pd.index >= t.partitions) return failed(pd.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
-          if (!pd.records || pd.records.length === 0) return failed(pd.index, ErrorCode.INVALID_RECORD, 'empty record set');
+          // Decoded from the request: one Buffer (a subarray of the frame, nothing is copied).
+          const records = pd.records && recordBytes(pd.records);
+          if (!records || records.length === 0) return failed(pd.index, ErrorCode.INVALID_RECORD, 'empty record set');
           const durable = acks === -1 || topicConfigValue(t.config, 'skiff.require.durable') === 'true';
           const maxBytes = Number(topicConfigValue(t.config, 'max.message.bytes'));
-          if (pd.records.length > maxBytes) {
-            return failed(pd.index, ErrorCode.MESSAGE_TOO_LARGE, `record set of ${pd.records.length} bytes exceeds max.message.bytes ${maxBytes}`);
+          if (records.length > maxBytes) {
+            return failed(pd.index, ErrorCode.MESSAGE_TOO_LARGE, `record set of ${records.length} bytes exceeds max.message.bytes ${maxBytes}`);
           }
-          const r = await ctx.broker.produce(t.id, pd.index, pd.records, durable ? -1 : acks, req.timeoutMs);
+          const r = await ctx.broker.produce(t.id, pd.index, records, durable ? -1 : acks, req.timeoutMs);
           if (r.errorCode !== ErrorCode.NONE) {
             ctx.log.debug({ topic: name, partition: pd.index, errorCode: r.errorCode, msg: r.errorMessage }, 'produce refused');
           }
