@@ -2,6 +2,10 @@
 // are pending, it writes ONE WAL object holding the pending batches of all partitions,
 // commits it with a fenced MetaStore transaction, and only then moves high watermarks.
 // Puts may overlap (up to maxInflight); commits are applied strictly in flush order.
+// Group commit: the commit records of every WAL object whose write finished while the previous
+// commit was in flight go in one transaction (still in flush order), so a metadata store
+// slower than the object store (etcd behind S3) bounds how often commits run, not how many
+// WAL objects are acknowledged per second.
 // Adaptive batching (minIntervalMs): a flush also starts whenever no WAL object is being
 // written, once minIntervalMs have passed since the previous one started: when traffic is
 // light at once, under load as soon as the write in progress ends, with whatever arrived
@@ -56,6 +60,22 @@ interface Job {
   since: number;
 }
 
+/** Commit records per transaction, under etcd's default limit of 128 operations. */
+const MAX_GROUP = 64;
+
+/** A WAL object waiting for its commit record. */
+interface Commit {
+  key: string;
+  value: Buffer;
+  /** Its object is written (or its write failed, with `failed` set). */
+  ready: boolean;
+  failed?: Error;
+  /** When its object was written: the commit stage is timed from here. */
+  since: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const backoff = (attempt: number) => Math.min(2000, 25 * 2 ** attempt) * (0.5 + Math.random() / 2);
 
@@ -75,7 +95,9 @@ export class Flusher {
   /** Jobs whose WAL object is still being written (the rest of `inflight` is committing). */
   private writing = 0;
   private due = false;
-  private chain: Promise<void> = Promise.resolve();
+  /** Commits in flush order; a prefix of ready ones goes out at a time. */
+  private commits: Commit[] = [];
+  private committing = false;
   private seq = 0;
   private closed = false;
   private fenced = false;
@@ -186,30 +208,23 @@ export class Flusher {
     const { body, size, extents, index } = buildWalObject(parts);
     m.flushStageSeconds.observe({ stage: 'wait' }, (started - job.since) / 1000);
     this.writing++;
-    const put = (async () => {
+    const commit = this.queueCommit(Keys.wal(this.o.brokerId, name), encodeCommitRecord(objectKey, index));
+    void (async () => {
       try {
         await this.retry('put', () => this.o.store.put(objectKey, body));
         m.flushStageSeconds.observe({ stage: 'write' }, (performance.now() - started) / 1000);
+      } catch (err) {
+        commit.failed = err as Error;
       } finally {
         // What arrived during this write goes next, without waiting for the timer.
         if (--this.writing === 0 && this.adaptive && this.dirty.size > 0) this.flushSoon();
+        commit.ready = true;
+        commit.since = performance.now();
+        this.pumpCommits();
       }
     })();
-    // Commits go in flush order: a later flush never becomes visible before an earlier one.
-    const commit = this.chain.then(async () => {
-      await put;
-      const committing = performance.now();
-      await this.retry('commit', async () => {
-        const res = await this.o.meta.txn(this.o.fence(), [
-          { type: 'put', key: Keys.wal(this.o.brokerId, name), value: encodeCommitRecord(objectKey, index) },
-        ]);
-        if (!res.succeeded) throw new FencedError();
-      });
-      m.flushStageSeconds.observe({ stage: 'commit' }, (performance.now() - committing) / 1000);
-    });
-    this.chain = commit.catch(() => undefined);
     try {
-      await commit;
+      await commit.done;
     } catch (err) {
       for (const { partition } of job.parts) partition.abandonUncommitted(err as Error);
       this.unflushedBytes -= job.bytes;
@@ -240,6 +255,58 @@ export class Flusher {
     m.flushBytes.observe(size);
     m.flushSeconds.observe((performance.now() - started) / 1000);
     this.onCommitted?.(job.parts, name);
+  }
+
+  /** Queues a WAL object's commit record behind those of earlier flushes. */
+  private queueCommit(key: string, value: Buffer): Commit & { done: Promise<void> } {
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const c = { key, value, ready: false, since: 0, resolve, reject, done };
+    this.commits.push(c);
+    return c;
+  }
+
+  /**
+   * Commits the ready prefix of the queue in one transaction, unless a commit is in flight
+   * (it calls this again when it ends). A WAL object whose write failed is dropped from the
+   * queue with its error; the ones after it still commit, as each is a whole flush of its own.
+   */
+  private pumpCommits(): void {
+    if (this.committing) return;
+    const group: Commit[] = [];
+    while (group.length < MAX_GROUP && this.commits.length > 0 && this.commits[0].ready) {
+      const c = this.commits.shift()!;
+      if (c.failed) c.reject(c.failed);
+      else group.push(c);
+    }
+    if (group.length === 0) return;
+    this.committing = true;
+    void this.retry('commit', async () => {
+      const res = await this.o.meta.txn(
+        this.o.fence(),
+        group.map((c) => ({ type: 'put' as const, key: c.key, value: c.value })),
+      );
+      if (!res.succeeded) throw new FencedError();
+    }).then(
+      () => {
+        const now = performance.now();
+        m.commitGroupSize.observe(group.length);
+        for (const c of group) {
+          m.flushStageSeconds.observe({ stage: 'commit' }, (now - c.since) / 1000);
+          c.resolve();
+        }
+      },
+      (err: Error) => {
+        for (const c of group) c.reject(err);
+      },
+    ).finally(() => {
+      this.committing = false;
+      this.pumpCommits();
+    });
   }
 
   /** Hook for the broker: what a committed WAL object held, partition by partition. */

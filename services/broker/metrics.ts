@@ -19,9 +19,14 @@ export const brokerMetrics = {
   }),
   flushStageSeconds: new Histogram({
     name: 'skiff_broker_flush_stage_seconds',
-    help: 'Steps of a flush: wait (oldest batch appended to flush start), write (WAL object put), commit (commit record, once the previous flush committed)',
+    help: 'Steps of a flush: wait (oldest batch appended to flush start), write (WAL object put), commit (from the object written to its commit record durable; records of objects written meanwhile share one transaction)',
     labelNames: ['stage'],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+  }),
+  commitGroupSize: new Histogram({
+    name: 'skiff_broker_commit_group_size',
+    help: 'WAL objects committed by one metadata transaction (group commit)',
+    buckets: [1, 2, 4, 8, 16, 32, 64],
   }),
   flushRetries: new Counter({ name: 'skiff_broker_flush_retries_total', help: 'Failed WAL puts or commits that were retried', labelNames: ['stage'] }),
   unflushedBytes: new Gauge({ name: 'skiff_broker_unflushed_bytes', help: 'Bytes appended but not yet committed' }),

@@ -144,6 +144,46 @@ describe('flusher', () => {
     expect([acked2, h.p.highWatermark]).toEqual([true, 2]);
   });
 
+  it('group commit: objects written while a commit is in flight are committed together, in flush order', async () => {
+    const h = harness({ minIntervalMs: undefined }); // one object per produce, by hand
+    flushers.push(h.flusher);
+    const acked: string[] = [];
+    const produce = async (v: string) => {
+      const e = h.produce(v);
+      void h.p.waitCommitted(e.lastOffset).then(() => acked.push(v));
+      h.flusher.flush();
+      await turns();
+    };
+    await produce('a');
+    h.puts[0].done();
+    await turns();
+    expect(h.commits.map((c) => c.parts)).toEqual([1]); // the first commit is in flight
+    await produce('b');
+    await produce('c');
+    await produce('d');
+    expect(h.puts).toHaveLength(4);
+    // b's and d's objects are written, c's is not: only b may join the next commit.
+    h.puts[1].done();
+    h.puts[3].done();
+    await turns();
+    expect(h.commits).toHaveLength(1);
+    h.commits[0].done();
+    await turns();
+    expect(h.commits.map((c) => c.parts)).toEqual([1, 1]);
+    expect(h.commits[1].what.endsWith(h.puts[1].what.slice('wal/1/'.length))).toBe(true);
+    h.puts[2].done();
+    await turns();
+    expect(h.commits).toHaveLength(2); // c and d wait for b's commit
+    h.commits[1].done();
+    await turns();
+    expect(h.commits.map((c) => c.parts)).toEqual([1, 1, 2]); // c and d: one transaction
+    expect(acked).toEqual(['a', 'b']);
+    h.commits[2].done();
+    await turns();
+    expect(acked).toEqual(['a', 'b', 'c', 'd']);
+    expect(h.p.highWatermark).toBe(4);
+  });
+
   it('a failed write acknowledges nothing and its batches are retried in the next write', async () => {
     const h = harness({ flushMs: 60_000 });
     flushers.push(h.flusher);
