@@ -80,7 +80,13 @@ export class Broker implements BrokerClient {
   private checkpointTimer?: NodeJS.Timeout;
   private maintenanceTimer?: NodeJS.Timeout;
   private gcTimer?: NodeJS.Timeout;
-  private maintaining = false;
+  /** The maintenance pass running, if any. */
+  private maintaining?: Promise<void>;
+  /** A partition filled a segment during a maintenance pass: run another right after it. */
+  private maintainAgain = false;
+  private maintainImmediate?: NodeJS.Immediate;
+  /** When a pass last failed: until maintenanceMs later only the timer retries (no storm). */
+  private maintainFailedAt = -Infinity;
   private lockWatch?: Watch;
   private assignWatch?: Watch;
   private readonly lockWaiters = new Map<string, () => void>();
@@ -158,7 +164,9 @@ export class Broker implements BrokerClient {
       await this.syncAssignments();
     }
     this.checkpointTimer = setInterval(() => void this.checkpoint().catch((err) => this.log.warn({ err }, 'checkpoint failed')), this.cfg.checkpointMs);
-    this.maintenanceTimer = setInterval(() => void this.maintain(), this.cfg.maintenanceMs);
+    this.maintenanceTimer = setInterval(() => {
+      if (!this.maintaining) void this.maintain();
+    }, this.cfg.maintenanceMs);
     if (this.cfg.gcIntervalMs > 0) {
       this.gcTimer = setInterval(() => {
         if (this.gcAllowed()) void this.collectGarbage().catch((err) => this.log.warn({ err }, 'garbage collection failed'));
@@ -622,8 +630,10 @@ export class Broker implements BrokerClient {
     // One notification per commit, listing (topic id, partition, high watermark) triples.
     const note = Buffer.allocUnsafe(parts.length * 28);
     let at = 0;
+    let full = false;
     for (const { partition: p, entries } of parts) {
       covers.set(p.key, p.highWatermark - 1);
+      if (!full && p.walBytes >= this.segmentBytesOf(p)) full = true;
       at += note.write(p.topicId.replace(/-/g, ''), at, 16, 'hex');
       at = note.writeInt32BE(p.index, at);
       at = note.writeBigInt64BE(BigInt(p.highWatermark), at);
@@ -634,6 +644,9 @@ export class Broker implements BrokerClient {
     }
     this.walRecords.set(walName, covers);
     this.trimCache();
+    // A full segment rolls now rather than at the next maintenance tick: under load the tail
+    // cache would otherwise have dropped its oldest batches, and the roll would read them back.
+    if (full) this.maintainSoon();
     this.deps.bus.publish(`${HW_SUBJECT}.${this.cfg.brokerId}`, note);
   }
 
@@ -965,10 +978,39 @@ export class Broker implements BrokerClient {
 
   // ---- segments, retention, garbage ------------------------------------------------------
 
-  /** One pass over the partitions: roll segments that are due, then apply retention. */
+  private segmentBytesOf(p: Partition): number {
+    return Number(topicConfigValue(this.deps.topics.getById(p.topicId)?.config ?? {}, 'segment.bytes'));
+  }
+
+  /** A maintenance pass after this turn of the event loop, or right after the one running. */
+  private maintainSoon(): void {
+    if (performance.now() - this.maintainFailedAt < this.cfg.maintenanceMs) return;
+    if (this.maintaining) {
+      this.maintainAgain = true;
+      return;
+    }
+    this.maintainImmediate ??= setImmediate(() => {
+      this.maintainImmediate = undefined;
+      if (!this.maintaining) void this.maintain();
+    });
+  }
+
+  /**
+   * One pass over the partitions: roll segments that are due, then apply retention. With a
+   * pass already running, waits for it and then runs a whole pass of its own.
+   */
   async maintain(): Promise<void> {
-    if (this.maintaining || this.fenced || this.closing) return;
-    this.maintaining = true;
+    while (this.maintaining) await this.maintaining;
+    if (this.fenced || this.closing) return;
+    this.maintainAgain = false;
+    this.maintaining = this.maintainPass().finally(() => {
+      this.maintaining = undefined;
+      if (this.maintainAgain) this.maintainSoon();
+    });
+    return this.maintaining;
+  }
+
+  private async maintainPass(): Promise<void> {
     try {
       const now = Date.now();
       for (const p of this.partitionsByKey.values()) {
@@ -985,9 +1027,8 @@ export class Broker implements BrokerClient {
         });
       }
     } catch (err) {
+      this.maintainFailedAt = performance.now();
       this.log.warn({ err }, 'maintenance pass failed; will retry');
-    } finally {
-      this.maintaining = false;
     }
   }
 
@@ -1121,6 +1162,7 @@ export class Broker implements BrokerClient {
     this.unsubscribeTopics?.();
     clearInterval(this.checkpointTimer);
     clearInterval(this.maintenanceTimer);
+    if (this.maintainImmediate) clearImmediate(this.maintainImmediate);
     clearInterval(this.gcTimer);
     clearTimeout(this.syncTimer);
     // With the metadata store gone (the usual reason to be fenced) nothing here may hang.
