@@ -14,7 +14,7 @@ import { cpus, hostname, totalmem, release, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { run, startProcess, freePort, waitHttp, waitTcp, memOf, cpuOf, cpuWindow, machineCpu, commandLog, setScenario, setNice } from './lib/proc.mjs';
+import { run, startProcess, freePort, waitHttp, waitTcp, memOf, cpuOf, cpuWindow, machineCpu, commandLog, setScenario, setNice, setDiskDevice } from './lib/proc.mjs';
 import { median, summarize, readLatencyFile, parseMetrics, metricsDelta } from './lib/stats.mjs';
 import { writeChart } from './lib/chart.mjs';
 import { writeReport, evaluateTargets } from './lib/report.mjs';
@@ -268,6 +268,7 @@ async function describeMachine() {
   const mem = readFileSync('/proc/meminfo', 'utf8');
   const df = await capture('df', ['-PT', DATA_ROOT]);
   const dfRow = df.split('\n').pop().split(/\s+/);
+  if (dfRow[0]?.startsWith('/dev/')) setDiskDevice(dfRow[0].slice('/dev/'.length));
   results.machine = {
     hostname: hostname(),
     cores: cpu.length,
@@ -697,7 +698,7 @@ if (want('produce') || want('latency')) {
           r.peakRss = mem.hwm;
           entry.runs.push(r);
           if (!(r.msgsPerSec > 0)) throw new Error(`no messages delivered (exit ${r.exit})`);
-          return `${Math.round(r.msgsPerSec).toLocaleString('en-US')} msg/s  ${r.mbPerSec.toFixed(1)} MB/s  server CPU ${r.cpu.serverCpuPct}%  other ${r.cpu.otherCpuPct}%  peak RSS ${(mem.hwm / 1e6).toFixed(0)} MB`;
+          return `${Math.round(r.msgsPerSec).toLocaleString('en-US')} msg/s  ${r.mbPerSec.toFixed(1)} MB/s  server CPU ${r.cpu.serverCpuPct}%  disk writes ${r.cpu.diskWriteMBps ?? '?'} MB/s  other ${r.cpu.otherCpuPct}%  peak RSS ${(mem.hwm / 1e6).toFixed(0)} MB`;
         } finally {
           await srv.stop().catch(() => undefined);
         }
@@ -1183,7 +1184,7 @@ if (want('cluster')) {
 function aggregate() {
   const med = (arr, f) => median(arr.map(f));
   for (const e of results.skiff.produce) {
-    e.median = { msgsPerSec: med(e.runs, (r) => r.msgsPerSec), mbPerSec: med(e.runs, (r) => r.mbPerSec), peakRss: med(e.runs, (r) => r.peakRss), otherCpuPct: med(e.runs, (r) => r.cpu?.otherCpuPct), serverCpuPct: med(e.runs, (r) => r.cpu?.serverCpuPct), clientCpuPct: med(e.runs, (r) => r.cpu?.benchCpuPct - r.cpu?.serverCpuPct) };
+    e.median = { msgsPerSec: med(e.runs, (r) => r.msgsPerSec), mbPerSec: med(e.runs, (r) => r.mbPerSec), peakRss: med(e.runs, (r) => r.peakRss), otherCpuPct: med(e.runs, (r) => r.cpu?.otherCpuPct), serverCpuPct: med(e.runs, (r) => r.cpu?.serverCpuPct), clientCpuPct: med(e.runs, (r) => r.cpu?.benchCpuPct - r.cpu?.serverCpuPct), diskWriteMBps: med(e.runs, (r) => r.cpu?.diskWriteMBps) };
   }
   for (const e of [...results.skiff.tail, ...results.skiff.catchup]) {
     e.median = { msgsPerSec: med(e.runs, (r) => r.msgsPerSec), mbPerSec: med(e.runs, (r) => r.mbPerSec), otherCpuPct: med(e.runs, (r) => r.cpu?.otherCpuPct) };

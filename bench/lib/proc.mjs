@@ -232,7 +232,24 @@ export function machineCpu() {
  * CPU accounting of a measured window: how much of the machine this benchmark used and how
  * much other processes (other work on the same machine) took meanwhile.
  */
+/** The block device under the benchmark's data directory (e.g. 'vda'): its writes are counted. */
+let diskDevice;
+export function setDiskDevice(name) {
+  diskDevice = name;
+}
+
+/** Bytes written to diskDevice so far, from /proc/diskstats (sectors of 512 bytes). */
+function diskWritten() {
+  if (!diskDevice) return undefined;
+  for (const line of readFileSync('/proc/diskstats', 'utf8').split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f[2] === diskDevice) return Number(f[9]) * 512;
+  }
+  return undefined;
+}
+
 export function cpuWindow(pidsFn) {
+  const d0 = diskWritten();
   const m0 = machineCpu();
   const s0 = cpuOf(process.pid);
   const p0 = new Map(pidsFn().map((p) => [p, cpuOf(p).self]));
@@ -247,7 +264,10 @@ export function cpuWindow(pidsFn) {
     const ours = s1.self - s0.self + (s1.children - s0.children) + servers;
     const busy = m1.busy - m0.busy;
     const cores = Math.max(1, Math.round((m1.total - m0.total) / Math.max(wall, 1e-3)));
+    const d1 = diskWritten();
     return {
+      // Everything written to the data disk meanwhile (WAL objects, segments, metadata log).
+      diskWriteMBps: d0 === undefined || d1 === undefined ? undefined : Number(((d1 - d0) / 1e6 / wall).toFixed(1)),
       wallSeconds: Number(wall.toFixed(2)),
       machineBusyPct: Number(((100 * busy) / Math.max(m1.total - m0.total, 1e-9)).toFixed(1)),
       serverCpuPct: Number(((100 * servers) / wall).toFixed(1)),

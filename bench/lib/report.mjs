@@ -223,14 +223,14 @@ export function writeReport(R, path) {
   if (R.skiff.produce.length) {
     L.push('## Skiff produce throughput');
     L.push('');
-    L.push(`rdkafka_performance -P, ${R.options.config.produceSeconds} s per run (first second left out), \`linger.ms=${R.options.config.linger}\`, random partitioner, a fresh \`skiff dev\` per run. Ratios: to JetStream async publish of the same size, to \`dd conv=fdatasync\` (sequential-write limit), to 4 MiB writes each fdatasync'd (durable-append limit). "server CPU" is the skiff process, "client CPU" rdkafka_performance, "other CPU" CPU used by processes outside this benchmark during the run (the machine is shared), out of ${m.cores * 100}%.`);
+    L.push(`rdkafka_performance -P, ${R.options.config.produceSeconds} s per run (first second left out), \`linger.ms=${R.options.config.linger}\`, random partitioner, a fresh \`skiff dev\` per run. Ratios: to JetStream async publish of the same size, to \`dd conv=fdatasync\` (sequential-write limit), to 4 MiB writes each fdatasync'd (durable-append limit). "server CPU" is the skiff process, "client CPU" rdkafka_performance, "other CPU" CPU used by processes outside this benchmark during the run (the machine is shared), out of ${m.cores * 100}%. "disk writes" is everything written to the data disk during the run (/proc/diskstats): WAL objects, the segments they are rolled into (each byte is written twice once its segment rolls, by design), and the metadata log.`);
     L.push('');
-    L.push('| size | acks | partitions | msgs/s | MB/s | runs (MB/s) | × JetStream | × dd | × 4 MiB fsync | server CPU | client CPU | other CPU | peak RSS |');
-    L.push('| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    L.push('| size | acks | partitions | msgs/s | MB/s | runs (MB/s) | × JetStream | × dd | × 4 MiB fsync | disk writes | server CPU | client CPU | other CPU | peak RSS |');
+    L.push('| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const e of R.skiff.produce) {
       const md = e.median ?? {};
       L.push(
-        `| ${sizeName(e.size)} | ${acksName(e.acks)} | ${e.partitions} | ${fmt.n(md.msgsPerSec)} | ${mbps(md.mbPerSec)} | ${runsList(e.runs, (r) => r.mbPerSec)} | ${fmt.ratio(md.mbPerSec / jsBy(e.size))} | ${fmt.pct(md.mbPerSec / dd)} | ${fmt.pct(md.mbPerSec / f4)} | ${fmt.n(md.serverCpuPct)}% | ${fmt.n(md.clientCpuPct)}% | ${fmt.n(md.otherCpuPct)}% | ${mb(md.peakRss)} |`,
+        `| ${sizeName(e.size)} | ${acksName(e.acks)} | ${e.partitions} | ${fmt.n(md.msgsPerSec)} | ${mbps(md.mbPerSec)} | ${runsList(e.runs, (r) => r.mbPerSec)} | ${fmt.ratio(md.mbPerSec / jsBy(e.size))} | ${fmt.pct(md.mbPerSec / dd)} | ${fmt.pct(md.mbPerSec / f4)} | ${md.diskWriteMBps === undefined ? '–' : mbps(md.diskWriteMBps)} | ${fmt.n(md.serverCpuPct)}% | ${fmt.n(md.clientCpuPct)}% | ${fmt.n(md.otherCpuPct)}% | ${mb(md.peakRss)} |`,
       );
     }
     L.push('');
