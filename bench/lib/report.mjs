@@ -178,8 +178,12 @@ export function writeReport(R, path) {
     const all = [...R.skiff.produce, ...R.skiff.tail, ...R.skiff.catchup, ...R.skiff.latency, ...(R.cluster?.produce ?? []), ...R.jetstream.pubAsync, ...R.jetstream.pubSync, ...R.jetstream.latency].flatMap((e) => e.runs);
     const other = all.map((r) => r.cpu?.otherCpuPct).filter(Number.isFinite).sort((a, b) => a - b);
     const noisy = other.filter((x) => x > 50).length;
+    const steal = all.map((r) => r.cpu?.stealPct).filter(Number.isFinite).sort((a, b) => a - b);
+    // On a VM the hypervisor can take the cores (heavy disk I/O does it on some hosts): that
+    // time is counted in "other CPU" and shown on its own here.
+    const stealNote = steal.length ? ` Time the hypervisor took from this VM (part of "other"): median ${steal[steal.length >> 1].toFixed(0)}%, highest ${steal[steal.length - 1].toFixed(0)}%.` : '';
     if (other.length) {
-      L.push(`**Machine noise:** other processes (not this benchmark) used a median ${other[other.length >> 1].toFixed(0)}% CPU (of ${m.cores * 100}%) during the measured runs; ${noisy} of ${other.length} runs had more than 50% and are marked † in the run lists. Absolute figures from a shared machine are lower bounds.${R.options.nice ? ` Servers and clients ran under \`nice -n ${R.options.nice}\`.` : ''}${R.idleWaits?.length ? ` Steps waited up to ${R.options.waitIdle} s for an idle machine (${R.idleWaits.reduce((a, w) => a + w.waitedSeconds, 0)} s in all).` : ''}`);
+      L.push(`**Machine noise:** other processes (not this benchmark) used a median ${other[other.length >> 1].toFixed(0)}% CPU (of ${m.cores * 100}%) during the measured runs; ${noisy} of ${other.length} runs had more than 50% and are marked † in the run lists. Absolute figures from a shared machine are lower bounds.${stealNote}${R.options.nice ? ` Servers and clients ran under \`nice -n ${R.options.nice}\`.` : ''}${R.idleWaits?.length ? ` Steps waited up to ${R.options.waitIdle} s for an idle machine (${R.idleWaits.reduce((a, w) => a + w.waitedSeconds, 0)} s in all).` : ''}`);
       L.push('');
     }
   }
