@@ -630,10 +630,20 @@ export class Broker implements BrokerClient {
     // One notification per commit, listing (topic id, partition, high watermark) triples.
     const note = Buffer.allocUnsafe(parts.length * 28);
     let at = 0;
+    // Whether a partition now holds a full segment of WAL extents (segment.bytes read once per
+    // topic: a commit may list a thousand partitions of the same one).
     let full = false;
+    let segTopic = '';
+    let segBytes = Infinity;
     for (const { partition: p, entries } of parts) {
       covers.set(p.key, p.highWatermark - 1);
-      if (!full && p.walBytes >= this.segmentBytesOf(p)) full = true;
+      if (!full) {
+        if (p.topicId !== segTopic) {
+          segTopic = p.topicId;
+          segBytes = this.segmentBytesOf(p);
+        }
+        full = p.walBytes >= segBytes;
+      }
       at += note.write(p.topicId.replace(/-/g, ''), at, 16, 'hex');
       at = note.writeInt32BE(p.index, at);
       at = note.writeBigInt64BE(BigInt(p.highWatermark), at);
