@@ -44,8 +44,12 @@ interface Slot {
 const API_NAMES = new Map<number, string>(Object.entries(ApiKey).map(([k, v]) => [v, k]));
 
 class Connection {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  /** Size-prefix bytes of the next frame, when a read ended inside them. */
+  private head = Buffer.alloc(4);
+  private headBytes = 0;
+  /** A frame that spans reads, filled as they arrive; `filled` bytes of it so far. */
+  private frame?: Buffer;
+  private filled = 0;
   private queue: Slot[] = [];
   private closed = false;
   private readonly host: string;
@@ -67,32 +71,53 @@ class Connection {
     m.connections.inc();
   }
 
+  /**
+   * Splits reads into frames. A frame inside one read is a subarray of it (no copy); one that
+   * spans reads is copied into a buffer of its size as each read arrives, while the bytes are
+   * still in the CPU cache, and the read buffers become garbage at once.
+   */
   private onData(d: Buffer): void {
-    this.chunks.push(d);
-    this.buffered += d.length;
     m.bytesIn.inc(d.length);
-    while (!this.closed && this.buffered >= 4) {
-      const head = this.chunks[0].length >= 4 ? this.chunks[0] : this.flatten();
-      const size = head.readInt32BE(0);
+    let at = 0;
+    while (!this.closed && at < d.length) {
+      if (this.frame) {
+        const n = Math.min(d.length - at, this.frame.length - this.filled);
+        d.copy(this.frame, this.filled, at, at + n);
+        this.filled += n;
+        at += n;
+        if (this.filled < this.frame.length) break;
+        const frame = this.frame;
+        this.frame = undefined;
+        this.handle(frame);
+        continue;
+      }
+      let size: number;
+      if (this.headBytes === 0 && d.length - at >= 4) {
+        size = d.readInt32BE(at);
+        at += 4;
+      } else {
+        const n = Math.min(4 - this.headBytes, d.length - at);
+        d.copy(this.head, this.headBytes, at, at + n);
+        this.headBytes += n;
+        at += n;
+        if (this.headBytes < 4) break;
+        this.headBytes = 0;
+        size = this.head.readInt32BE(0);
+      }
       if (size < 8 || size > this.o.maxRequestBytes) {
         return this.abort('frame_size', `request frame of ${size} bytes is outside [8, ${this.o.maxRequestBytes}] (socket.request.max.bytes)`);
       }
-      // Incomplete frame: wait for more, but still check for backpressure below.
-      if (this.buffered < size + 4) break;
-      const all = this.chunks.length === 1 ? this.chunks[0] : this.flatten();
-      const frame = all.subarray(4, size + 4);
-      const rest = all.subarray(size + 4);
-      this.chunks = rest.length ? [rest] : [];
-      this.buffered = rest.length;
-      this.handle(frame);
+      if (d.length - at >= size) {
+        this.handle(d.subarray(at, at + size));
+        at += size;
+      } else {
+        // Allocated whole, as Kafka's brokers do: unfilled pages of an uninitialised buffer
+        // take no memory until the bytes arrive.
+        this.frame = Buffer.allocUnsafe(size);
+        this.filled = 0;
+      }
     }
     if (this.o.overloaded?.()) this.throttleReads();
-  }
-
-  private flatten(): Buffer {
-    const b = Buffer.concat(this.chunks, this.buffered);
-    this.chunks = [b];
-    return b;
   }
 
   /** Producer backpressure: stop reading this socket until the broker has flushed. */

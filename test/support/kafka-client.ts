@@ -52,6 +52,16 @@ export class TestClient {
 
   /** Sends a request and resolves with the raw response frame (after the size prefix). */
   requestRaw(apiKey: number, version: number, body: (w: Writer) => void, expectResponse = true): Promise<Buffer> {
+    const { frame, response } = this.frameRaw(apiKey, version, body, expectResponse);
+    this.socket.write(frame);
+    return response;
+  }
+
+  /**
+   * Encodes a request frame (size prefix included) without sending it, for tests that write
+   * the bytes themselves; `response` resolves once its answer arrives.
+   */
+  frameRaw(apiKey: number, version: number, body: (w: Writer) => void, expectResponse = true): { frame: Buffer; response: Promise<Buffer> } {
     const id = this.nextId++;
     const api = apis[apiKey as keyof typeof apis];
     const w = new Writer();
@@ -60,11 +70,15 @@ export class TestClient {
     const payload = w.toBuffer();
     const head = Buffer.alloc(4);
     head.writeInt32BE(payload.length, 0);
-    const p = expectResponse
+    const response = expectResponse
       ? new Promise<Buffer>((resolve, reject) => this.pending.set(id, { resolve, reject }))
       : Promise.resolve(Buffer.alloc(0));
-    this.socket.write(Buffer.concat([head, payload]));
-    return p;
+    return { frame: Buffer.concat([head, payload]), response };
+  }
+
+  /** Writes bytes and resolves once the socket has handed them to the kernel. */
+  writeAndWait(b: Buffer): Promise<void> {
+    return new Promise((resolve, reject) => this.socket.write(b, (err) => (err ? reject(err) : resolve())));
   }
 
   /** Encodes `request` with the generated codec and decodes the response. */
