@@ -80,6 +80,8 @@ export class Broker implements BrokerClient {
   private checkpointTimer?: NodeJS.Timeout;
   private maintenanceTimer?: NodeJS.Timeout;
   private gcTimer?: NodeJS.Timeout;
+  /** Set by leave(): no partition is opened or kept here any more. */
+  private leaving = false;
   /** The maintenance pass running, if any. */
   private maintaining?: Promise<void>;
   /** A partition filled a segment during a maintenance pass: run another right after it. */
@@ -520,8 +522,6 @@ export class Broker implements BrokerClient {
     p.transition('Offline', why);
     this.forget(p);
   }
-
-  private leaving = false;
 
   /**
    * SIGTERM in cluster mode: gives every partition up now, in bulk, while the controller

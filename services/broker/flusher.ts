@@ -74,6 +74,8 @@ interface Commit {
   since: number;
   resolve: () => void;
   reject: (err: Error) => void;
+  /** Settles once the commit record is durable, or with the error that ended the flush. */
+  done: Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -258,14 +260,14 @@ export class Flusher {
   }
 
   /** Queues a WAL object's commit record behind those of earlier flushes. */
-  private queueCommit(key: string, value: Buffer): Commit & { done: Promise<void> } {
+  private queueCommit(key: string, value: Buffer): Commit {
     let resolve!: () => void;
     let reject!: (err: Error) => void;
     const done = new Promise<void>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    const c = { key, value, ready: false, since: 0, resolve, reject, done };
+    const c: Commit = { key, value, ready: false, since: 0, resolve, reject, done };
     this.commits.push(c);
     return c;
   }

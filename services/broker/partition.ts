@@ -170,15 +170,8 @@ export class Partition {
 
   /** Index of the segment holding `offset`, else of the first one after it, else -1. */
   findSegment(offset: number): number {
-    const s = this.segments;
-    let lo = 0;
-    let hi = s.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (s[mid].lastOffset < offset) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < s.length ? lo : -1;
+    const i = firstIndex(this.segments, (s) => s.lastOffset >= offset);
+    return i < this.segments.length ? i : -1;
   }
 
   /** Resolves once every offset up to and including `offset` is committed. */
@@ -214,13 +207,8 @@ export class Partition {
   readCache(offset: number, maxBytes: number): Buffer[] | undefined {
     const cache = this.cache;
     if (cache.length === 0 || offset < cache[0].baseOffset) return undefined;
-    let lo = 0;
-    let hi = cache.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (cache[mid].baseOffset <= offset) lo = mid;
-      else hi = mid - 1;
-    }
+    // The last record set starting at or before `offset`.
+    const lo = firstIndex(cache, (e) => e.baseOffset > offset) - 1;
     const out: Buffer[] = [];
     let bytes = 0;
     for (let i = lo; i < cache.length; i++) {
@@ -259,13 +247,7 @@ export class Partition {
    */
   cachedExtent(extent: StoredExtent): Buffer[] | undefined {
     const cache = this.cache;
-    let lo = 0;
-    let hi = cache.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (cache[mid].baseOffset < extent.baseOffset) lo = mid + 1;
-      else hi = mid - 1;
-    }
+    const lo = firstIndex(cache, (e) => e.baseOffset >= extent.baseOffset);
     if (lo >= cache.length || cache[lo].baseOffset !== extent.baseOffset) return undefined;
     const out: Buffer[] = [];
     let bytes = 0;
@@ -279,15 +261,19 @@ export class Partition {
 
   /** Index of the extent holding `offset`, or -1. */
   findExtent(offset: number): number {
-    const ex = this.extents;
-    let lo = 0;
-    let hi = ex.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (ex[mid].lastOffset < offset) lo = mid + 1;
-      else if (ex[mid].baseOffset > offset) hi = mid - 1;
-      else return mid;
-    }
-    return -1;
+    const i = firstIndex(this.extents, (e) => e.lastOffset >= offset);
+    return i < this.extents.length && this.extents[i].baseOffset <= offset ? i : -1;
   }
+}
+
+/** Binary search: the first index whose item satisfies `pred` (false up to it, true from it on), or the length. */
+function firstIndex<T>(items: readonly T[], pred: (item: T) => boolean): number {
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (pred(items[mid])) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }

@@ -4,7 +4,7 @@
 // offset, position, length, max timestamp and CRC-32C, so the index is at once the sparse
 // offset index, the time index, and the unit of verified range reads.
 import { crc32c } from '../protocol/native.js';
-import { BATCH_HEADER_SIZE, BatchField, LOG_OVERHEAD, batchCrc, readInt64 } from '../protocol/record-batch.js';
+import { batchCrc, batchesOf } from '../protocol/record-batch.js';
 import { StorageFormatError } from './wal-object.js';
 
 export const SEGMENT_VERSION = 1;
@@ -46,6 +46,14 @@ export function segmentKey(topicId: string, partition: number, baseOffset: numbe
  * or read back from storage under a verified CRC. If memory corrupted a batch since, the
  * block's CRC still describes the bytes as they were produced and a read refuses them.
  */
+/** A built segment: its body as parts (batches uncopied, then index and trailer) and its blocks. */
+export interface BuiltSegment {
+  body: Buffer[];
+  blocks: SegmentBlock[];
+  dataLength: number;
+  indexLength: number;
+}
+
 export class SegmentBuilder {
   private readonly chunks: Buffer[] = [];
   private readonly blocks: SegmentBlock[] = [];
@@ -55,34 +63,26 @@ export class SegmentBuilder {
   constructor(private readonly blockBytes: number) {}
 
   add(chunk: Buffer): void {
-    let at = 0;
-    while (at + BATCH_HEADER_SIZE <= chunk.length) {
-      const size = chunk.readInt32BE(at + BatchField.batchLength) + LOG_OVERHEAD;
-      if (size < BATCH_HEADER_SIZE || at + size > chunk.length) break;
-      const baseOffset = readInt64(chunk, at + BatchField.baseOffset);
-      const last = baseOffset + chunk.readInt32BE(at + BatchField.lastOffsetDelta);
-      const maxTimestamp = readInt64(chunk, at + BatchField.maxTimestamp);
+    let end = 0;
+    for (const b of batchesOf(chunk)) {
+      const last = b.baseOffset + b.lastOffsetDelta;
       let cur = this.cur;
       if (!cur || cur.length >= this.blockBytes) {
         if (cur) this.blocks.push(cur);
-        cur = this.cur = { baseOffset, lastOffset: last, position: this.dataLength + at, length: 0, maxTimestamp: -1, crc: 0 };
+        cur = this.cur = { baseOffset: b.baseOffset, lastOffset: last, position: this.dataLength + b.position, length: 0, maxTimestamp: -1, crc: 0 };
       }
-      cur.crc = batchCrc(chunk, at, size, cur.crc);
-      cur.length += size;
+      cur.crc = batchCrc(chunk, b.position, b.size, cur.crc);
+      cur.length += b.size;
       cur.lastOffset = last;
-      if (maxTimestamp > cur.maxTimestamp) cur.maxTimestamp = maxTimestamp;
-      at += size;
+      if (b.maxTimestamp > cur.maxTimestamp) cur.maxTimestamp = b.maxTimestamp;
+      end = b.position + b.size;
     }
-    if (at !== chunk.length) throw new StorageFormatError('segment data holds a partial batch');
+    if (end !== chunk.length) throw new StorageFormatError('segment data holds a partial batch');
     this.chunks.push(chunk);
     this.dataLength += chunk.length;
   }
 
-  get bytes(): number {
-    return this.dataLength;
-  }
-
-  finish(): { body: Buffer[]; blocks: SegmentBlock[]; dataLength: number; indexLength: number } {
+  finish(): BuiltSegment {
     if (this.cur) this.blocks.push(this.cur);
     this.cur = undefined;
     return encodeSegment(this.chunks, this.blocks, this.dataLength);
@@ -90,13 +90,13 @@ export class SegmentBuilder {
 }
 
 /** All at once: see SegmentBuilder. */
-export function buildSegment(chunks: Buffer[], blockBytes: number): { body: Buffer[]; blocks: SegmentBlock[]; dataLength: number; indexLength: number } {
+export function buildSegment(chunks: Buffer[], blockBytes: number): BuiltSegment {
   const b = new SegmentBuilder(blockBytes);
   for (const c of chunks) b.add(c);
   return b.finish();
 }
 
-function encodeSegment(chunks: Buffer[], blocks: SegmentBlock[], dataLength: number): { body: Buffer[]; blocks: SegmentBlock[]; dataLength: number; indexLength: number } {
+function encodeSegment(chunks: Buffer[], blocks: SegmentBlock[], dataLength: number): BuiltSegment {
   const index = Buffer.allocUnsafe(blocks.length * ENTRY_SIZE);
   let at = 0;
   for (const blk of blocks) {
