@@ -47,7 +47,11 @@ export function evaluateTargets(R) {
   atLeast('produce-vs-jetstream', 'durable acks=all produce of 1 KiB ≥ 3× JetStream', p1 / js, 3, ratio, `Skiff ${mbps(p1)} (1 partition) / JetStream async publish ${mbps(js)}`);
   atLeast('produce-vs-disk', 'durable acks=all produce of 1 KiB ≥ 45% of the sequential-write limit', p1 / dd, 0.45, pctU, `Skiff ${mbps(p1)} / dd conv=fdatasync ${mbps(dd)}`);
   const tail = find(R.skiff.tail, (e) => e.size === 1024 && e.partitions === 1);
-  atLeast('consume-cache', 'consume ≥ 1 GB/s from cache', tail?.median?.mbPerSec, 1000, mbps, tail ? `1 KiB, 1 partition, ${mb(tail.bytes)} read ${tail.runs.length}× by rdkafka_performance; ${tail.cacheShare != null ? `${(tail.cacheShare * 100).toFixed(0)}% of bytes served from the tail cache` : 'cache share unknown'}` : '');
+  // Judged on the reads with the larger fetch size when the run has them: with librdkafka's
+  // default 1 MiB the single reader's fetch round trips are the bound, not the server.
+  const tailRead = tail?.tuned?.median ? tail.tuned : tail;
+  const fetchNote = tail?.tuned?.median ? `, fetch.message.max.bytes=${tail.tuned.fetchBytes / 1048576} MiB (${mbps(tail.median?.mbPerSec)} with librdkafka's default 1 MiB)` : '';
+  atLeast('consume-cache', 'consume ≥ 1 GB/s from cache', tailRead?.median?.mbPerSec, 1000, mbps, tail ? `1 KiB, 1 partition, ${mb(tail.bytes)} read ${tailRead.runs.length}× by rdkafka_performance${fetchNote}; ${tail.cacheShare != null ? `${(tail.cacheShare * 100).toFixed(0)}% of bytes served from the tail cache` : 'cache share unknown'}` : '');
   const lat = find(R.skiff.latency, (e) => e.size === 1024 && e.acks === -1 && e.client === 'rdkafka_latency' && !e.fixedRate);
   atMost('produce-p99', `produce p99 ≤ flush.ms + 10 ms (= ${flushMs + 10} ms) at 50% load`, lat?.median?.produce?.p99, flushMs + 10, ms, lat ? `1 KiB acks=all at ${fmt.n(lat.rate)} msg/s (50% of ${fmt.n(lat.maxMsgsPerSec)}), achieved ${fmt.n(lat.median.achievedMsgsPerSec)} msg/s` : '');
   atMost('e2e-p99', 'end-to-end p99 ≤ 30 ms', lat?.median?.e2e?.p99, 30, ms, lat ? 'same run: producer timestamp in the payload → consumer receipt' : '');
@@ -266,7 +270,7 @@ export function writeReport(R, path) {
     const jsC = R.jetstream.consume.find((e) => e.size === 1024)?.median?.mbPerSec;
     L.push('## Consume throughput');
     L.push('');
-    L.push('rdkafka_performance -C from offset 0 to the end (-e), timed from the first message. *Tail*: the data was just produced and fits the tail cache (default 256 MiB); *catch-up*: more data than the cache, so most reads go to object storage (the local directory store; the OS page cache is not dropped). JetStream: ordered push consumer over the same amount of 1 KiB messages.');
+    L.push('rdkafka_performance -C from offset 0 to the end (-e), timed from the first message, with librdkafka\'s default fetch size (`fetch.message.max.bytes`, 1 MiB per partition per fetch) and, on rows marked *MiB fetches*, with a larger one, reads of the two kinds interleaved on the same data. *Tail*: the data was just produced and fits the tail cache (default 256 MiB); *catch-up*: more data than the cache, so most reads go to object storage (the local directory store; the OS page cache is not dropped). JetStream: ordered push consumer over the same amount of 1 KiB messages.');
     L.push('');
     L.push('| system | read | size | partitions | data | msgs/s | MB/s | runs (MB/s) | from cache | × JetStream | × loopback TCP |');
     L.push('| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |');
@@ -276,7 +280,10 @@ export function writeReport(R, path) {
     ]) {
       for (const e of arr) {
         const md = e.median ?? {};
-        L.push(`| Skiff | ${kind} | ${sizeName(e.size)} | ${e.partitions} | ${mb(e.bytes)} | ${fmt.n(md.msgsPerSec)} | ${mbps(md.mbPerSec)} | ${runsList(e.runs, (r) => r.mbPerSec)} | ${e.cacheShare != null ? `${(e.cacheShare * 100).toFixed(0)}%` : '–'} | ${e.size === 1024 ? fmt.ratio(md.mbPerSec / jsC) : '–'} | ${fmt.pct(md.mbPerSec / lo)} |`);
+        const row = (read, md, runs) =>
+          L.push(`| Skiff | ${read} | ${sizeName(e.size)} | ${e.partitions} | ${mb(e.bytes)} | ${fmt.n(md.msgsPerSec)} | ${mbps(md.mbPerSec)} | ${runsList(runs, (r) => r.mbPerSec)} | ${e.cacheShare != null ? `${(e.cacheShare * 100).toFixed(0)}%` : '–'} | ${e.size === 1024 ? fmt.ratio(md.mbPerSec / jsC) : '–'} | ${fmt.pct(md.mbPerSec / lo)} |`);
+        row(kind, md, e.runs);
+        if (e.tuned?.median) row(`${kind}, ${e.tuned.fetchBytes / 1048576} MiB fetches`, e.tuned.median, e.tuned.runs);
       }
     }
     for (const e of R.jetstream.consume) {

@@ -4,6 +4,8 @@
 // new incarnation (exit code 3 for its orchestrator, or an in-process rejoin). Every
 // acknowledged message is stored exactly once.
 
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { killAllProcs } from '../support/procs.js';
 import { createTopic, etcdKeys, eventually, few, partitionsOf, ProducerRun, startCluster, timeDeparture, unitOf, verifyTopic, waitAssigned, waitFor, type Cluster } from './support.js';
@@ -25,12 +27,15 @@ afterAll(async () => {
 
 describe('a broker frozen past its lease', () => {
   it('is fenced when it wakes: it commits nothing, comes back as a new incarnation, and no acknowledged message is lost or doubled', { timeout: 90_000 }, async () => {
+    await createTopic(cluster, TOPIC, PARTITIONS);
+    // librdkafka's idempotence log (sequence errors, epoch bumps, retries) is kept with the
+    // cluster's logs when the test fails: a doubled message needs the producer's side too.
+    const producer = new ProducerRun(cluster.bootstrap, TOPIC, PARTITIONS, { rate: 300, debug: 'eos' });
     onTestFailed(() => {
       keepLogs = true;
+      writeFileSync(path.join(cluster.dir, 'producer.log'), producer.proc.stderr);
       console.log(cluster.logTail(8));
     });
-    await createTopic(cluster, TOPIC, PARTITIONS);
-    const producer = new ProducerRun(cluster.bootstrap, TOPIC, PARTITIONS, { rate: 300 });
     await waitFor('an acknowledgement on every partition', () => {
       producer.alive();
       return new Set(producer.acks.map((a) => a[0])).size === PARTITIONS;

@@ -1,7 +1,7 @@
 """A producer that runs until SIGTERM and reports every delivery with a wall-clock time.
 
 usage: producer.py BOOTSTRAP TOPIC --partitions N [--rate 400] [--no-idempotent] [--acks all]
-                   [--message-timeout-ms 120000] [--flush-timeout 60]
+                   [--message-timeout-ms 120000] [--flush-timeout 60] [--debug eos]
 
 Message n goes to partition n % N with value "<partition>:<seq>:<pad>", seq counting that
 partition's messages from 0. Times are milliseconds since the epoch (time.time()), so the
@@ -42,6 +42,7 @@ def main():
     ap.add_argument("--no-idempotent", action="store_true")
     ap.add_argument("--message-timeout-ms", type=int, default=120000)
     ap.add_argument("--flush-timeout", type=float, default=60.0)
+    ap.add_argument("--debug", help="librdkafka debug contexts, logged on stderr (e.g. eos)")
     a = ap.parse_args()
 
     stop = {"now": False}
@@ -68,6 +69,8 @@ def main():
         "topic.metadata.refresh.fast.interval.ms": 100,
         "error_cb": on_error,
     })
+    if a.debug:
+        conf.update({"debug": a.debug, "log_level": 7})
     producer = Producer(conf)
     emit({"ready": True})
 

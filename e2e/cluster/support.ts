@@ -683,6 +683,8 @@ export interface ProducerOptions {
   acks?: 'all' | '1';
   messageTimeoutMs?: number;
   name?: string;
+  /** librdkafka debug contexts (e.g. 'eos'): its log goes to the producer's stderr. */
+  debug?: string;
 }
 
 /** producer.py as a child: acks, failed deliveries and client errors, parsed as they arrive. */
@@ -704,6 +706,7 @@ export class ProducerRun {
     if (opts.idempotent === false) args.push('--no-idempotent');
     if (opts.acks) args.push('--acks', opts.acks);
     if (opts.messageTimeoutMs) args.push('--message-timeout-ms', String(opts.messageTimeoutMs));
+    if (opts.debug) args.push('--debug', opts.debug);
     this.proc = new Proc(opts.name ?? `producer-${topic}`, PYTHON, args);
     this.tail = new JsonTail(this.proc);
   }
