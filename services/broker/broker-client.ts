@@ -67,4 +67,6 @@ export interface BrokerClient {
   whenOnline(topicId: string, count: number, timeoutMs: number): Promise<boolean>;
   /** Bytes appended but not yet durable: the proxy stops reading producers above a bound. */
   unflushedBytes(): number;
+  /** WAL bytes beyond a full segment in partitions waiting to roll: the same, for segment rolls. */
+  rollBacklogBytes(): number;
 }

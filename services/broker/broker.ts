@@ -100,6 +100,8 @@ export class Broker implements BrokerClient {
   private cacheQueue: ({ p: Partition; e: Entry } | undefined)[] = [];
   private cacheHead = 0;
   private cacheBytes = 0;
+  /** Partitions holding at least a full segment of WAL extents, with their segment.bytes. */
+  private readonly rollDue = new Map<Partition, number>();
   private blocks: BlockCache;
   /** Committed WAL records not yet covered by checkpoints: name → partition key → last offset. */
   private walRecords = new Map<string, Map<string, number>>();
@@ -442,6 +444,7 @@ export class Broker implements BrokerClient {
   private forget(p: Partition): void {
     if (this.partitionsByKey.get(p.key) !== p) return;
     this.partitionsByKey.delete(p.key);
+    this.rollDue.delete(p);
     m.partitions.dec({ state: p.state });
     p.cache = [];
   }
@@ -637,12 +640,13 @@ export class Broker implements BrokerClient {
     let segBytes = Infinity;
     for (const { partition: p, entries } of parts) {
       covers.set(p.key, p.highWatermark - 1);
-      if (!full) {
-        if (p.topicId !== segTopic) {
-          segTopic = p.topicId;
-          segBytes = this.segmentBytesOf(p);
-        }
-        full = p.walBytes >= segBytes;
+      if (p.topicId !== segTopic) {
+        segTopic = p.topicId;
+        segBytes = this.segmentBytesOf(p);
+      }
+      if (p.walBytes >= segBytes) {
+        full = true;
+        this.rollDue.set(p, segBytes);
       }
       at += note.write(p.topicId.replace(/-/g, ''), at, 16, 'hex');
       at = note.writeInt32BE(p.index, at);
@@ -654,6 +658,7 @@ export class Broker implements BrokerClient {
     }
     this.walRecords.set(walName, covers);
     this.trimCache();
+    if (full) m.rollBacklogBytes.set(this.rollBacklogBytes());
     // A full segment rolls now rather than at the next maintenance tick: under load the tail
     // cache would otherwise have dropped its oldest batches, and the roll would read them back.
     if (full) this.maintainSoon();
@@ -677,6 +682,21 @@ export class Broker implements BrokerClient {
 
   unflushedBytes(): number {
     return this.flusher?.unflushedBytes ?? 0;
+  }
+
+  /**
+   * WAL bytes beyond one full segment in the partitions waiting for a roll. Rolls write every
+   * byte a second time; under sustained load at the disk's limit they fell behind, the backlog
+   * grew without bound and every roll read its batches back from storage (the tail cache had
+   * moved on). Producers are held back above `max-roll-backlog-bytes` instead.
+   */
+  rollBacklogBytes(): number {
+    let n = 0;
+    for (const [p, segBytes] of this.rollDue) {
+      if (p.walBytes < segBytes || this.partitionsByKey.get(p.key) !== p) this.rollDue.delete(p);
+      else n += p.walBytes - segBytes;
+    }
+    return n;
   }
 
   // ---- fetch ------------------------------------------------------------------------------
@@ -1081,11 +1101,14 @@ export class Broker implements BrokerClient {
     const baseOffset = rolled[0].baseOffset;
     const lastOffset = rolled[count - 1].lastOffset;
     const key = segmentKey(p.topicId, p.index, baseOffset, lastOffset);
-    await this.deps.store.put(key, body);
+    // While rolls are behind by an eighth of a segment or more (producers will soon be held
+    // back), the roll goes fast (bulk) rather than gently around WAL writes.
+    await this.deps.store.put(key, body, { bulk: () => this.rollBacklogBytes() >= maxBytes / 8 });
     p.rolled({ key, baseOffset, lastOffset, maxTimestamp, dataLength, indexLength }, count, Date.now());
     this.segmentIndexes.set(key, blocks);
     await this.writeCheckpoint(p);
     m.segmentsRolled.inc();
+    m.rollBacklogBytes.set(this.rollBacklogBytes());
     this.log.debug({ topic: p.topic, partition: p.index, baseOffset, lastOffset, bytes: dataLength }, 'segment rolled');
   }
 

@@ -33,6 +33,7 @@ export const brokerMetrics = {
   partitions: new Gauge({ name: 'skiff_broker_partitions', help: 'Partitions on this broker by state', labelNames: ['state'] }),
   transitions: new Counter({ name: 'skiff_broker_partition_transitions_total', help: 'Partition state transitions', labelNames: ['from', 'to'] }),
   checkpoints: new Counter({ name: 'skiff_broker_checkpoints_total', help: 'Partition checkpoints written' }),
+  rollBacklogBytes: new Gauge({ name: 'skiff_broker_roll_backlog_bytes', help: 'WAL bytes beyond a full segment in partitions waiting for a segment roll' }),
   cacheBytes: new Gauge({ name: 'skiff_broker_cache_bytes', help: 'Committed batches held in the tail cache' }),
   storageReads: new Counter({ name: 'skiff_broker_storage_reads_total', help: 'Range reads from object storage', labelNames: ['result'] }),
   segmentsRolled: new Counter({ name: 'skiff_broker_segments_rolled_total', help: 'Segment objects written from WAL extents' }),

@@ -71,6 +71,7 @@ export function proxyConfig(c: Resolved, clusterId: string, advertiseMode: Proxy
     autoCreateTopics: Boolean(c.autoCreateTopics ?? false),
     defaultPartitions: Math.max(1, Number(c.defaultPartitions ?? 1)),
     maxUnflushedBytes: Number(c.maxUnflushedBytes ?? Number.MAX_SAFE_INTEGER),
+    maxRollBacklogBytes: Number(c.maxRollBacklogBytes ?? Number.MAX_SAFE_INTEGER),
     maxParkedFetches: Number(c.maxParkedFetches ?? 10_000),
     advertiseMode,
   };

@@ -29,6 +29,8 @@ export interface ProxyConfig {
   defaultPartitions: number;
   /** Stop reading producer sockets while the broker holds more unflushed bytes than this. */
   maxUnflushedBytes: number;
+  /** Stop reading producer sockets while the broker's segment-roll backlog is above this. */
+  maxRollBacklogBytes: number;
   /** Upper bound on fetches parked at once; beyond it fetches are answered at once. */
   maxParkedFetches: number;
   /**
@@ -110,7 +112,8 @@ export class Proxy {
       maxRequestBytes: this.cfg.maxRequestBytes,
       log,
       dispatch,
-      overloaded: () => this.deps.broker.unflushedBytes() > this.cfg.maxUnflushedBytes,
+      overloaded: () =>
+        this.deps.broker.unflushedBytes() > this.cfg.maxUnflushedBytes || this.deps.broker.rollBacklogBytes() > this.cfg.maxRollBacklogBytes,
     });
     this.port = await this.server.listen();
     if (this.cfg.advertisedPort === 0) this.cfg.advertisedPort = this.port;

@@ -367,6 +367,10 @@ export class RemoteBrokerClient implements BrokerClient {
     return 0;
   }
 
+  rollBacklogBytes(): number {
+    return 0;
+  }
+
   whenOnline(topicId: string, count: number, timeoutMs: number): Promise<boolean> {
     const units = [];
     for (let p = 0; p < count; p++) units.push(partitionUnit(topicId, p));

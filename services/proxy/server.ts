@@ -32,7 +32,7 @@ export interface ServerOptions {
   maxRequestBytes: number;
   log: Logger;
   dispatch: Dispatch;
-  /** While true, the server stops reading from connections (producer backpressure). */
+  /** While true, the server stops reading from connections that produce (backpressure). */
   overloaded?: () => boolean;
 }
 
@@ -52,6 +52,8 @@ class Connection {
   private filled = 0;
   private queue: Slot[] = [];
   private closed = false;
+  /** Sent a Produce request: held back while the broker is overloaded; others (fetches) are not. */
+  private producing = false;
   private readonly host: string;
 
   constructor(
@@ -117,7 +119,7 @@ class Connection {
         this.filled = 0;
       }
     }
-    if (this.o.overloaded?.()) this.throttleReads();
+    if (this.producing && this.o.overloaded?.()) this.throttleReads();
   }
 
   /** Producer backpressure: stop reading this socket until the broker has flushed. */
@@ -143,6 +145,7 @@ class Connection {
     const apiVersion = frame.readInt16BE(2);
     const correlationId = frame.readInt32BE(4);
     const api = codecs.get(apiKey);
+    if (apiKey === ApiKey.Produce) this.producing = true;
     if (apiKey === ApiKey.ApiVersions && !isSupported(apiKey, apiVersion)) {
       // KIP-511: answer a version we do not know in the v0 format, with our ranges, so the
       // client can retry with one we do. Never close here (KAFKA-COMPAT.md item 4).

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { ObjectNotFoundError, type ByteRange, type ObjectInfo, type ObjectStore } from './object-store.js';
+import { ObjectNotFoundError, type ByteRange, type ObjectInfo, type ObjectStore, type PutOptions } from './object-store.js';
 
 /** Temp files share directories with objects; keys may not use this name prefix. */
 const TEMP_PREFIX = '.skiff-tmp-';
@@ -40,6 +40,13 @@ export interface FsObjectStoreOptions {
    */
   largeObjectBytes?: number;
   sliceBytes?: number;
+  /**
+   * Slices of bulk puts (segment rolls that have fallen behind). Every flush to disk of a
+   * growing file waits for the filesystem journal, so small slices cap a roll's speed: rolling
+   * 128 MiB segments under a sustained 1-partition load kept up with about 150 MB/s of produce
+   * in 1 MiB slices, 260 MB/s in 2 or 4 MiB slices and 290 MB/s in 8 MiB slices.
+   */
+  bulkSliceBytes?: number;
 }
 
 /** A directory objects are written to: made durable once, then kept open for its fsyncs. */
@@ -60,6 +67,7 @@ export class FsObjectStore implements ObjectStore {
   private readonly root: string;
   private readonly largeObject: number;
   private readonly slice: number;
+  private readonly bulkSlice: number;
   /** Open directories, least recently used first. */
   private readonly dirs = new Map<string, Promise<Dir>>();
   private readonly tempPrefix = TEMP_PREFIX + randomBytes(4).toString('hex') + '-';
@@ -69,9 +77,10 @@ export class FsObjectStore implements ObjectStore {
     this.root = path.resolve(rootDir);
     this.largeObject = options.largeObjectBytes ?? 16 << 20;
     this.slice = options.sliceBytes ?? 1 << 20;
+    this.bulkSlice = options.bulkSliceBytes ?? 8 << 20;
   }
 
-  async put(key: string, body: Buffer | Buffer[]): Promise<void> {
+  async put(key: string, body: Buffer | Buffer[], options: PutOptions = {}): Promise<void> {
     const file = this.pathOf(key);
     const dirPath = path.dirname(file);
     const tmp = path.join(dirPath, this.tempPrefix + String(++this.temps));
@@ -93,7 +102,12 @@ export class FsObjectStore implements ObjectStore {
         const chunks = Array.isArray(body) ? body : [body];
         let size = 0;
         for (const c of chunks) size += c.length;
-        await writeAll(fh, chunks, size > this.largeObject ? this.slice : Infinity);
+        if (size <= this.largeObject) await writeAll(fh, chunks, Infinity, () => Infinity);
+        else {
+          const { bulk } = options;
+          const small = Math.min(this.slice, this.bulkSlice);
+          await writeAll(fh, chunks, small, () => ((typeof bulk === 'function' ? bulk() : bulk) ? this.bulkSlice : this.slice));
+        }
         // Renaming an open file is fine; its close need not hold up the rename.
         const closed = fh.close();
         fh = undefined;
@@ -315,20 +329,22 @@ export class FsObjectStore implements ObjectStore {
 }
 
 /**
- * Writes the chunks in order with vectored writes of at most `sliceBytes` each (and 1024
- * buffers, the most one call takes): on an O_DSYNC file each is on disk when it returns.
+ * Writes the chunks in order with vectored writes of at most `sliceBytes()` each (asked before
+ * each write; chunks are first cut to at most `cut`) and 1024 buffers, the most one call takes:
+ * on an O_DSYNC file each is on disk when it returns.
  */
-async function writeAll(fh: FileHandle, body: Buffer[], sliceBytes: number): Promise<void> {
+async function writeAll(fh: FileHandle, body: Buffer[], cut: number, sliceBytes: () => number): Promise<void> {
   const chunks: Buffer[] = [];
   for (const b of body) {
-    for (let at = 0; at < b.length; at += sliceBytes) chunks.push(at === 0 && b.length <= sliceBytes ? b : b.subarray(at, at + sliceBytes));
+    for (let at = 0; at < b.length; at += cut) chunks.push(at === 0 && b.length <= cut ? b : b.subarray(at, at + cut));
   }
   let i = 0;
   let position = 0;
   while (i < chunks.length) {
+    const slice = sliceBytes();
     let n = 1;
     let bytes = chunks[i].length;
-    while (i + n < chunks.length && n < 1024 && bytes + chunks[i + n].length <= sliceBytes) bytes += chunks[i + n++].length;
+    while (i + n < chunks.length && n < 1024 && bytes + chunks[i + n].length <= slice) bytes += chunks[i + n++].length;
     const { bytesWritten } = await fh.writev(chunks.slice(i, i + n), position);
     if (!DSYNC) await fh.datasync();
     position += bytesWritten;

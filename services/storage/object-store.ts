@@ -15,13 +15,22 @@ export interface ObjectInfo {
   lastModified: Date;
 }
 
+export interface PutOptions {
+  /**
+   * A large write that others are waiting behind (segment rolls that have fallen behind): make
+   * it fast rather than keep it from delaying smaller writes meanwhile. A function is asked
+   * again as the write goes on.
+   */
+  bulk?: boolean | (() => boolean);
+}
+
 export interface ObjectStore {
   /**
    * Writes the whole object; resolves once it is durable. Overwrites are not used by Skiff.
    * A list of buffers is the object's bytes in order: callers hand over batches without
    * concatenating them first.
    */
-  put(key: string, body: Buffer | Buffer[]): Promise<void>;
+  put(key: string, body: Buffer | Buffer[], options?: PutOptions): Promise<void>;
   /** Reads the object, or a byte range of it. Rejects with ObjectNotFoundError when absent. */
   get(key: string, range?: ByteRange): Promise<Buffer>;
   /** Size of the object, or undefined when absent. */

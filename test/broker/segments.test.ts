@@ -151,6 +151,36 @@ describe('segments, retention and garbage collection', () => {
     expect(await readAll(t.broker, topic.id, 0)).toHaveLength(20);
   });
 
+  it('counts the WAL bytes beyond a full segment while its roll is held up, and none once it is written', async () => {
+    const dir = await tempDir();
+    const t = await open(dir);
+    // Segment writes wait at a gate, as on a disk that rolls cannot keep up with.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const put = t.store.put.bind(t.store);
+    t.store.put = async (key, body) => {
+      if (key.startsWith('segments/')) await gate;
+      return put(key, body);
+    };
+    const topic = await t.topics.create('backlog', 1, { 'segment.bytes': '8192' });
+    await t.broker.whenOnline(topic.id, 1, 5000);
+    expect(t.broker.rollBacklogBytes()).toBe(0);
+    let produced = 0;
+    for (let i = 0; i < 60; i++) {
+      const batch = buildBatch([{ value: `msg-${i}-`.padEnd(300, 'x'), timestamp: T0 + i }]);
+      expect((await t.broker.produce(topic.id, 0, batch, -1, 5000)).errorCode).toBe(ErrorCode.NONE);
+      produced += batch.length;
+      // Every byte past the first segment.bytes of WAL data is backlog while nothing rolls.
+      expect(t.broker.rollBacklogBytes()).toBe(Math.max(0, produced - 8192));
+    }
+    release();
+    await vi.waitFor(async () => {
+      await t.broker.maintain();
+      expect(t.broker.rollBacklogBytes()).toBe(0);
+    });
+    expect((await t.store.list('segments/')).length).toBeGreaterThanOrEqual(2);
+  });
+
   it('applies retention.ms to segments whose newest record is older than the limit', async () => {
     const dir = await tempDir();
     const t = await open(dir);

@@ -85,7 +85,7 @@ async function cluster() {
   const listener = new Proxy(
     {
       nodeId: 1, host: '127.0.0.1', port: 0, advertisedHost: '127.0.0.1', advertisedPort: 0, clusterId: 'catch-up', maxRequestBytes: 100 << 20,
-      autoCreateTopics: false, defaultPartitions: 1, maxUnflushedBytes: Number.MAX_SAFE_INTEGER, maxParkedFetches: 100, advertiseMode: 'service',
+      autoCreateTopics: false, defaultPartitions: 1, maxUnflushedBytes: Number.MAX_SAFE_INTEGER, maxRollBacklogBytes: Number.MAX_SAFE_INTEGER, maxParkedFetches: 100, advertiseMode: 'service',
     },
     { broker, groups: {} as GroupService, topics, bus, log },
   );

@@ -4,7 +4,7 @@
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -175,6 +175,22 @@ describe('FsObjectStore', () => {
     expect((await store.get('big/one')).equals(Buffer.concat(parts))).toBe(true);
     await store.put('big/two', randomBytes(10));
     expect((await store.get('big/two')).length).toBe(10);
+  });
+
+  it('switches a bulk put between small and large slices as it goes, and the object reads back intact', async () => {
+    const store = new FsObjectStore(await tempDir(), { largeObjectBytes: 5000, sliceBytes: 1000, bulkSliceBytes: 4000 });
+    const body = randomBytes(20_000);
+    const probe = await open(path.join(await tempDir(), 'probe'), 'w');
+    const handles = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const writes = vi.spyOn(handles, 'writev');
+    // Small slices until the caller says it is behind, large ones after.
+    let asked = 0;
+    await store.put('bulk/one', [body.subarray(0, 7000), body.subarray(7000)], { bulk: () => ++asked > 3 });
+    const sizes = writes.mock.calls.map(([bufs]) => bufs.reduce((n, b) => n + b.byteLength, 0));
+    writes.mockRestore();
+    expect(sizes).toEqual([1000, 1000, 1000, 4000, 4000, 4000, 4000, 1000]);
+    expect((await store.get('bulk/one')).equals(body)).toBe(true);
   });
 
   it('shares directory fsyncs between puts that finish together, and makes pruned directories again', async () => {
