@@ -1101,9 +1101,10 @@ export class Broker implements BrokerClient {
     const baseOffset = rolled[0].baseOffset;
     const lastOffset = rolled[count - 1].lastOffset;
     const key = segmentKey(p.topicId, p.index, baseOffset, lastOffset);
-    // While rolls are behind by an eighth of a segment or more (producers will soon be held
-    // back), the roll goes fast (bulk) rather than gently around WAL writes.
-    await this.deps.store.put(key, body, { bulk: () => this.rollBacklogBytes() >= maxBytes / 8 });
+    // While rolls are behind by half a segment or more (producers will soon be held back), the
+    // roll goes fast (bulk) rather than gently around WAL writes. At 106k msg/s of 1 KiB (half
+    // the 1-partition peak) p99 was 42–44 ms this way, 63–85 ms going bulk from an eighth.
+    await this.deps.store.put(key, body, { bulk: () => this.rollBacklogBytes() >= maxBytes / 2 });
     p.rolled({ key, baseOffset, lastOffset, maxTimestamp, dataLength, indexLength }, count, Date.now());
     this.segmentIndexes.set(key, blocks);
     await this.writeCheckpoint(p);

@@ -42,7 +42,7 @@ export const SETTINGS: Setting[] = [
   { key: 'default-partitions', kind: 'int', default: '1', doc: 'Partitions of auto-created topics and of CreateTopics with -1.', scope: DEV_PROXY },
   { key: 'max-request-bytes', kind: 'int', default: '104857600', doc: 'Largest request frame accepted (socket.request.max.bytes); larger closes the connection.', scope: ALL },
   { key: 'max-unflushed-bytes', kind: 'int', default: '67108864', doc: 'Stop reading producer sockets while more bytes than this wait for a flush.', scope: DEV_BROKER },
-  { key: 'max-roll-backlog-bytes', kind: 'int', default: '67108864', doc: 'Stop reading producer sockets while partitions hold more WAL data than this beyond a full segment each, waiting to be rolled: under sustained load segments then keep up, and roll from the tail cache.', scope: DEV_BROKER },
+  { key: 'max-roll-backlog-bytes', kind: 'int', default: '134217728', doc: 'Stop reading producer sockets while partitions hold more WAL data than this beyond a full segment each, waiting to be rolled: under sustained load segments then keep up, and roll from the tail cache.', scope: DEV_BROKER },
   { key: 'max-parked-fetches', kind: 'int', default: '10000', doc: 'Fetches that may wait for data at once; beyond it they are answered at once.', scope: DEV_PROXY },
   { key: 'flush-ms', kind: 'int', default: '10', doc: 'Longest time a produced batch waits before its WAL object is written.', scope: DEV_BROKER },
   { key: 'flush-bytes', kind: 'int', default: '4194304', doc: 'Write a WAL object as soon as this many bytes are pending.', scope: DEV_BROKER },
