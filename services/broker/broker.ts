@@ -566,11 +566,21 @@ export class Broker implements BrokerClient {
     return this.partitionsByKey.get(`${topicId}/${index}`);
   }
 
+  /**
+   * The error for a partition this broker does not host. As in Kafka: one that exists lives on
+   * another broker, or is on its way here (NOT_LEADER_OR_FOLLOWER: clients refresh metadata and
+   * retry); only a topic or partition that does not exist is UNKNOWN_TOPIC_OR_PARTITION.
+   */
+  private notHosted(topicId: string, index: number): number {
+    const t = this.deps.topics.getById(topicId);
+    return t && index >= 0 && index < t.partitions ? ErrorCode.NOT_LEADER_OR_FOLLOWER : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
+  }
+
   // ---- produce ----------------------------------------------------------------------------
 
   async produce(topicId: string, index: number, records: Buffer, acks: number, timeoutMs: number): Promise<ProduceResult> {
     const p = this.partition(topicId, index);
-    if (!p) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, baseOffset: -1, logStartOffset: -1 };
+    if (!p) return { errorCode: this.notHosted(topicId, index), baseOffset: -1, logStartOffset: -1 };
     if (p.state !== 'Online') return { errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, baseOffset: -1, logStartOffset: -1 };
     if (records.length > this.cfg.maxMessageBytes) {
       return { errorCode: ErrorCode.MESSAGE_TOO_LARGE, baseOffset: -1, logStartOffset: -1, errorMessage: `record set of ${records.length} bytes exceeds ${this.cfg.maxMessageBytes}` };
@@ -707,7 +717,7 @@ export class Broker implements BrokerClient {
     for (const i of inputs) {
       const p = this.partition(i.topicId, i.partition);
       if (!p) {
-        out.push({ errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, records: [], bytes: 0 });
+        out.push({ errorCode: this.notHosted(i.topicId, i.partition), highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, records: [], bytes: 0 });
         continue;
       }
       const base = { highWatermark: p.highWatermark, lastStableOffset: p.highWatermark, logStartOffset: p.logStartOffset };
@@ -828,7 +838,7 @@ export class Broker implements BrokerClient {
 
   async listOffset(topicId: string, index: number, timestamp: number): Promise<ListOffsetResult> {
     const p = this.partition(topicId, index);
-    if (!p) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, offset: -1, timestamp: -1, leaderEpoch: -1 };
+    if (!p) return { errorCode: this.notHosted(topicId, index), offset: -1, timestamp: -1, leaderEpoch: -1 };
     if (p.state !== 'Online') return { errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, offset: -1, timestamp: -1, leaderEpoch: -1 };
     const result = (offset: number, ts = -1) => ({ errorCode: ErrorCode.NONE, offset, timestamp: ts, leaderEpoch: p.leaderEpoch });
     if (timestamp === -1) return result(p.highWatermark);
@@ -863,7 +873,7 @@ export class Broker implements BrokerClient {
 
   async offsetForLeaderEpoch(topicId: string, index: number, leaderEpoch: number): Promise<EpochEndResult> {
     const p = this.partition(topicId, index);
-    if (!p) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, leaderEpoch: -1, endOffset: -1 };
+    if (!p) return { errorCode: this.notHosted(topicId, index), leaderEpoch: -1, endOffset: -1 };
     if (p.state !== 'Online') return { errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, leaderEpoch: -1, endOffset: -1 };
     // One epoch per ownership; every epoch up to the current one ends at the high watermark.
     if (leaderEpoch > p.leaderEpoch) return { errorCode: ErrorCode.NONE, leaderEpoch: -1, endOffset: -1 };
@@ -872,7 +882,7 @@ export class Broker implements BrokerClient {
 
   async deleteRecords(topicId: string, index: number, offset: number): Promise<{ errorCode: number; lowWatermark: number }> {
     const p = this.partition(topicId, index);
-    if (!p) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, lowWatermark: -1 };
+    if (!p) return { errorCode: this.notHosted(topicId, index), lowWatermark: -1 };
     if (p.state !== 'Online') return { errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, lowWatermark: -1 };
     const target = offset === -1 ? p.highWatermark : offset;
     if (target < 0 || target > p.highWatermark) return { errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, lowWatermark: p.logStartOffset };

@@ -177,4 +177,20 @@ describe('broker write path', () => {
     expect((await t.broker.listOffset(rec.id, 0, 9999)).offset).toBe(-1);
     expect((await t.broker.listOffset(rec.id, 0, -1)).offset).toBe(3);
   });
+  it('answers NOT_LEADER_OR_FOLLOWER for a partition that exists but lives elsewhere, UNKNOWN_TOPIC_OR_PARTITION for one that does not exist', async () => {
+    // A cluster-mode broker with no assignments hosts nothing: the topic's partitions are on
+    // other brokers (or on their way here), which clients must take as "refresh metadata".
+    const t = await open(await tempDir(), { ownership: 'assigned' });
+    cleanups.push(() => t.broker.close());
+    const rec = await t.topics.create('elsewhere', 2, {});
+    const batch = buildBatch([{ value: 'x' }]);
+    expect((await t.broker.produce(rec.id, 1, batch, -1, 1000)).errorCode).toBe(ErrorCode.NOT_LEADER_OR_FOLLOWER);
+    expect((await t.broker.produce(rec.id, 2, batch, -1, 1000)).errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+    expect((await t.broker.produce('00000000-0000-0000-0000-000000000000', 0, batch, -1, 1000)).errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+    const [f] = await t.broker.fetch([{ topicId: rec.id, partition: 0, fetchOffset: 0, maxBytes: 1024 }], 1024);
+    expect(f.errorCode).toBe(ErrorCode.NOT_LEADER_OR_FOLLOWER);
+    expect((await t.broker.listOffset(rec.id, 0, -1)).errorCode).toBe(ErrorCode.NOT_LEADER_OR_FOLLOWER);
+    expect((await t.broker.offsetForLeaderEpoch(rec.id, 0, 0)).errorCode).toBe(ErrorCode.NOT_LEADER_OR_FOLLOWER);
+    expect((await t.broker.deleteRecords(rec.id, 0, 0)).errorCode).toBe(ErrorCode.NOT_LEADER_OR_FOLLOWER);
+  });
 });
