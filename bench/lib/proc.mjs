@@ -228,10 +228,6 @@ export function machineCpu() {
   return { busy: busy / clkTck, total: (busy + idle + iowait) / clkTck, steal: steal / clkTck };
 }
 
-/**
- * CPU accounting of a measured window: how much of the machine this benchmark used and how
- * much other processes (other work on the same machine) took meanwhile.
- */
 /** The block device under the benchmark's data directory (e.g. 'vda'): its writes are counted. */
 let diskDevice;
 export function setDiskDevice(name) {
@@ -248,6 +244,10 @@ function diskWritten() {
   return undefined;
 }
 
+/**
+ * CPU accounting of a measured window: how much of the machine this benchmark used and how
+ * much other processes (other work on the same machine) took meanwhile.
+ */
 export function cpuWindow(pidsFn) {
   const d0 = diskWritten();
   const m0 = machineCpu();

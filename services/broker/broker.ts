@@ -668,10 +668,12 @@ export class Broker implements BrokerClient {
     }
     this.walRecords.set(walName, covers);
     this.trimCache();
-    if (full) m.rollBacklogBytes.set(this.rollBacklogBytes());
     // A full segment rolls now rather than at the next maintenance tick: under load the tail
     // cache would otherwise have dropped its oldest batches, and the roll would read them back.
-    if (full) this.maintainSoon();
+    if (full) {
+      m.rollBacklogBytes.set(this.rollBacklogBytes());
+      this.maintainSoon();
+    }
     this.deps.bus.publish(`${HW_SUBJECT}.${this.cfg.brokerId}`, note);
   }
 

@@ -122,7 +122,7 @@ class Connection {
     if (this.producing && this.o.overloaded?.()) this.throttleReads();
   }
 
-  /** Producer backpressure: stop reading this socket until the broker has flushed. */
+  /** Producer backpressure: stop reading this socket until the broker has flushed and rolled. */
   private throttleReads(): void {
     this.socket.pause();
     const check = () => {

@@ -102,12 +102,10 @@ export class FsObjectStore implements ObjectStore {
         const chunks = Array.isArray(body) ? body : [body];
         let size = 0;
         for (const c of chunks) size += c.length;
+        const { bulk } = options;
+        const slice = () => ((typeof bulk === 'function' ? bulk() : bulk) ? this.bulkSlice : this.slice);
         if (size <= this.largeObject) await writeAll(fh, chunks, Infinity, () => Infinity);
-        else {
-          const { bulk } = options;
-          const small = Math.min(this.slice, this.bulkSlice);
-          await writeAll(fh, chunks, small, () => ((typeof bulk === 'function' ? bulk() : bulk) ? this.bulkSlice : this.slice));
-        }
+        else await writeAll(fh, chunks, Math.min(this.slice, this.bulkSlice), slice);
         // Renaming an open file is fine; its close need not hold up the rename.
         const closed = fh.close();
         fh = undefined;

@@ -36,6 +36,14 @@ export function segmentKey(topicId: string, partition: number, baseOffset: numbe
   return `segments/${topicId}/${partition}/${String(baseOffset).padStart(20, '0')}-${String(lastOffset).padStart(20, '0')}.seg`;
 }
 
+/** A built segment: its body as parts (batches uncopied, then index and trailer) and its blocks. */
+export interface BuiltSegment {
+  body: Buffer[];
+  blocks: SegmentBlock[];
+  dataLength: number;
+  indexLength: number;
+}
+
 /**
  * Builds a segment from chunks of whole batches (already offset-assigned, in offset order),
  * one chunk at a time so that a caller with a lot of data can yield in between. The body is
@@ -46,14 +54,6 @@ export function segmentKey(topicId: string, partition: number, baseOffset: numbe
  * or read back from storage under a verified CRC. If memory corrupted a batch since, the
  * block's CRC still describes the bytes as they were produced and a read refuses them.
  */
-/** A built segment: its body as parts (batches uncopied, then index and trailer) and its blocks. */
-export interface BuiltSegment {
-  body: Buffer[];
-  blocks: SegmentBlock[];
-  dataLength: number;
-  indexLength: number;
-}
-
 export class SegmentBuilder {
   private readonly chunks: Buffer[] = [];
   private readonly blocks: SegmentBlock[] = [];
