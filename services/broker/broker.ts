@@ -1088,9 +1088,12 @@ export class Broker implements BrokerClient {
     for (const e of rolled) {
       // The tail cache usually still holds what rolls: no read back, and no CRC pass either
       // (the block CRCs follow from the batch CRCs checked when the batches were produced).
+      // Either way the store is told where the bytes already are: a local directory links
+      // them instead of writing them a second time.
+      const stored = { key: e.key, start: e.position, end: e.position + e.length };
       const cached = p.cachedExtent(e);
       if (cached) {
-        for (const c of cached) seg.add(c);
+        seg.addStored(cached, stored);
         m.segmentBytes.inc({ source: 'cache' }, e.length);
       } else {
         const data = await this.deps.store.get(e.key, { start: e.position, end: e.position + e.length });
@@ -1098,7 +1101,7 @@ export class Broker implements BrokerClient {
           m.corruptReads.inc();
           throw new CorruptDataError(`checksum mismatch in ${e.key} at ${e.position} while rolling`);
         }
-        seg.add(data);
+        seg.addStored([data], stored);
         m.segmentBytes.inc({ source: 'storage' }, e.length);
       }
       if (e.maxTimestamp > maxTimestamp) maxTimestamp = e.maxTimestamp;

@@ -6,15 +6,40 @@
 // few file-system calls, each a round trip through libuv's thread pool: the temp file is
 // opened O_DSYNC (a write returns once its data and the file size are on disk: no separate
 // fdatasync), and directories stay open for their fsyncs, which puts finishing together share.
+//
+// A put whose body holds stored ranges (a segment rolled out of WAL objects) does not write
+// those bytes again: the object becomes a directory, `<key>.skiff-parts/`, of hard links to
+// the files that hold them, a file of whatever bytes had to be written, and a manifest of the
+// spans in order. Deleting a WAL object then only drops its name; its bytes live on as long as
+// a segment links them. Ranges under half of their file are copied, so a file shared by many
+// partitions is not kept alive for the sake of a small part of it.
 
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { ObjectNotFoundError, type ByteRange, type ObjectInfo, type ObjectStore, type PutOptions } from './object-store.js';
+import {
+  ObjectNotFoundError,
+  bodyBuffers,
+  type ByteRange,
+  type ObjectInfo,
+  type ObjectStore,
+  type PutBody,
+  type PutOptions,
+  type StoredRange,
+} from './object-store.js';
 
 /** Temp files share directories with objects; keys may not use this name prefix. */
 const TEMP_PREFIX = '.skiff-tmp-';
+/** A composed object is a directory named after its key plus this; keys may not end with it. */
+const COMPOSED_SUFFIX = '.skiff-parts';
+const MANIFEST = 'manifest';
+/** The file of written bytes in a composed object; links are named 1, 2, … */
+const COPIED = '0';
+/** A stored range is linked when it is at least this share of the file holding it, else copied. */
+const LINK_MIN_SHARE = 0.5;
+/** Manifests of composed objects kept in memory (about 5 KB each for a 128 MiB segment). */
+const MAX_MANIFESTS = 1024;
 /** Where the platform has no O_DSYNC, each write is followed by an fdatasync instead. */
 const DSYNC = fsConstants.O_DSYNC ?? 0;
 const TEMP_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | DSYNC;
@@ -49,6 +74,29 @@ export interface FsObjectStoreOptions {
   bulkSliceBytes?: number;
 }
 
+/** A composed object: which file holds each span of its bytes, in order. */
+interface Manifest {
+  /** Directory of the parts. */
+  dir: string;
+  size: number;
+  /** Part file names. */
+  files: string[];
+  /** [file index, position in the file, length], in object order. */
+  spans: Array<[number, number, number]>;
+  /** Where each span starts in the object. */
+  starts: number[];
+  lastModified: Date;
+}
+
+/** How a body's stored ranges will be kept: linked files, and the bytes written instead. */
+interface CompositionPlan {
+  /** Paths of the files to link, in part order (part i + 1). */
+  linked: string[];
+  /** Bytes that are written (into part 0). */
+  copied: Buffer[];
+  spans: Array<[number, number, number]>;
+}
+
 /** A directory objects are written to: made durable once, then kept open for its fsyncs. */
 interface Dir {
   path: string;
@@ -72,6 +120,8 @@ export class FsObjectStore implements ObjectStore {
   private readonly dirs = new Map<string, Promise<Dir>>();
   private readonly tempPrefix = TEMP_PREFIX + randomBytes(4).toString('hex') + '-';
   private temps = 0;
+  /** Manifests of composed objects read lately, least recently used first. */
+  private readonly manifests = new Map<string, Manifest>();
 
   constructor(rootDir: string, options: FsObjectStoreOptions = {}) {
     this.root = path.resolve(rootDir);
@@ -80,37 +130,34 @@ export class FsObjectStore implements ObjectStore {
     this.bulkSlice = options.bulkSliceBytes ?? 8 << 20;
   }
 
-  async put(key: string, body: Buffer | Buffer[], options: PutOptions = {}): Promise<void> {
+  async put(key: string, body: PutBody, options: PutOptions = {}): Promise<void> {
     const file = this.pathOf(key);
+    this.manifests.delete(key);
+    const plan = Buffer.isBuffer(body) ? undefined : await this.planComposition(body);
+    if (plan) {
+      try {
+        await this.putComposed(file, plan, options);
+        return;
+      } catch (err) {
+        // A file system without hard links, or a linked file deleted meanwhile: write it all.
+        if (!['EXDEV', 'EPERM', 'EMLINK', 'ENOENT', 'ENOTSUP', 'EOPNOTSUPP'].includes(errCode(err) ?? '')) throw err;
+      }
+    }
     const dirPath = path.dirname(file);
     const tmp = path.join(dirPath, this.tempPrefix + String(++this.temps));
-    // delete() prunes empty directories, so a directory made here can vanish before the
-    // temp file is created in it; that race is retried rather than locked against.
     let fh: FileHandle | undefined;
     let dir: Dir | undefined;
     try {
-      for (let attempt = 0; fh === undefined; attempt++) {
-        try {
-          dir = await this.useDir(dirPath, dir);
-          fh = await open(tmp, TEMP_FLAGS);
-        } catch (err) {
-          this.dropDir(dirPath);
-          if (errCode(err) !== 'ENOENT' || attempt >= 5) throw err;
-        }
-      }
+      dir = await this.usableDir(dirPath, async () => {
+        fh = await open(tmp, TEMP_FLAGS);
+      });
       try {
-        const chunks = Array.isArray(body) ? body : [body];
-        let size = 0;
-        for (const c of chunks) size += c.length;
-        const { bulk } = options;
-        const slice = () => ((typeof bulk === 'function' ? bulk() : bulk) ? this.bulkSlice : this.slice);
-        if (size <= this.largeObject) await writeAll(fh, chunks, Infinity, () => Infinity);
-        else await writeAll(fh, chunks, Math.min(this.slice, this.bulkSlice), slice);
+        await this.writeBody(fh!, bodyBuffers(body), options);
         // Renaming an open file is fine; its close need not hold up the rename.
-        const closed = fh.close();
+        const closed = fh!.close();
         fh = undefined;
         await Promise.all([closed, rename(tmp, file)]);
-        await this.syncDir(dir!);
+        await this.syncDir(dir);
       } catch (err) {
         await fh?.close().catch(() => undefined);
         await unlink(tmp).catch(() => undefined);
@@ -121,13 +168,217 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * The open directory at `dirPath`, once `create` has made a temp entry in it. delete()
+   * prunes empty directories, so a directory made here can vanish before the temp entry is
+   * created in it; that race is retried rather than locked against.
+   */
+  private async usableDir(dirPath: string, create: () => Promise<void>): Promise<Dir> {
+    let dir: Dir | undefined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        dir = await this.useDir(dirPath, dir);
+        await create();
+        return dir;
+      } catch (err) {
+        if (dir) this.release(dir);
+        dir = undefined;
+        this.dropDir(dirPath);
+        if (errCode(err) !== 'ENOENT' || attempt >= 5) throw err;
+      }
+    }
+  }
+
+  private async writeBody(fh: FileHandle, chunks: Buffer[], options: PutOptions): Promise<void> {
+    let size = 0;
+    for (const c of chunks) size += c.length;
+    const { bulk } = options;
+    const slice = () => ((typeof bulk === 'function' ? bulk() : bulk) ? this.bulkSlice : this.slice);
+    if (size <= this.largeObject) await writeAll(fh, chunks, Infinity, () => Infinity);
+    else await writeAll(fh, chunks, Math.min(this.slice, this.bulkSlice), slice);
+  }
+
+  /** Which stored ranges of a body to link; undefined when none is worth it. */
+  private async planComposition(body: Array<Buffer | StoredRange>): Promise<CompositionPlan | undefined> {
+    const sizes = new Map<string, Promise<number>>();
+    const sizeOf = (key: string): Promise<number> => {
+      let size = sizes.get(key);
+      if (!size) {
+        size = stat(this.pathOf(key)).then(
+          (st) => (st.isFile() ? st.size : -1),
+          () => -1,
+        );
+        sizes.set(key, size);
+      }
+      return size;
+    };
+    const linkable = await Promise.all(
+      body.map(async (part) => {
+        if (Buffer.isBuffer(part)) return false;
+        const size = await sizeOf(part.key);
+        return part.end <= size && part.end - part.start >= size * LINK_MIN_SHARE;
+      }),
+    );
+    if (!linkable.includes(true)) return undefined;
+    const plan: CompositionPlan = { linked: [], copied: [], spans: [] };
+    const fileOf = new Map<string, number>();
+    let copiedBytes = 0;
+    const addSpan = (file: number, position: number, length: number): void => {
+      if (length === 0) return;
+      const last = plan.spans[plan.spans.length - 1];
+      if (last && last[0] === file && last[1] + last[2] === position) last[2] += length;
+      else plan.spans.push([file, position, length]);
+    };
+    body.forEach((part, i) => {
+      if (linkable[i]) {
+        const { key, start, end } = part as StoredRange;
+        let file = fileOf.get(key);
+        if (file === undefined) {
+          plan.linked.push(this.pathOf(key));
+          file = plan.linked.length;
+          fileOf.set(key, file);
+        }
+        addSpan(file, start, end - start);
+        return;
+      }
+      for (const b of Buffer.isBuffer(part) ? [part] : part.bytes) {
+        plan.copied.push(b);
+        addSpan(0, copiedBytes, b.length);
+        copiedBytes += b.length;
+      }
+    });
+    return plan;
+  }
+
+  /**
+   * Writes a composed object: links and written bytes in a temp directory, made durable, then
+   * renamed into place (replacing an earlier copy of the object, as when a roll is redone).
+   */
+  private async putComposed(file: string, plan: CompositionPlan, options: PutOptions): Promise<void> {
+    const dirPath = path.dirname(file);
+    const tmp = path.join(dirPath, this.tempPrefix + String(++this.temps));
+    const dir = await this.usableDir(dirPath, () => mkdir(tmp).then(() => undefined));
+    try {
+      const files = [COPIED, ...plan.linked.map((_, i) => String(i + 1))];
+      await Promise.all(plan.linked.map((src, i) => link(src, path.join(tmp, files[i + 1]))));
+      const data = await open(path.join(tmp, COPIED), TEMP_FLAGS);
+      try {
+        await this.writeBody(data, plan.copied, options);
+      } finally {
+        await data.close();
+      }
+      let size = 0;
+      for (const [, , length] of plan.spans) size += length;
+      const manifest = await open(path.join(tmp, MANIFEST), TEMP_FLAGS);
+      try {
+        await manifest.writeFile(JSON.stringify({ version: 1, size, files, spans: plan.spans }));
+      } finally {
+        await manifest.close();
+      }
+      // The links are durable once the directory holding them is.
+      await syncDir(tmp);
+      const composed = file + COMPOSED_SUFFIX;
+      await this.removeTree(composed);
+      await rename(tmp, composed);
+      await unlink(file).catch((err) => {
+        if (!isMissing(err)) throw err;
+      });
+      await this.syncDir(dir);
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      throw err;
+    } finally {
+      this.release(dir);
+    }
+  }
+
+  /** Removes a directory tree at once (renamed aside first, so no reader sees half of it). */
+  private async removeTree(p: string): Promise<boolean> {
+    const aside = path.join(path.dirname(p), this.tempPrefix + String(++this.temps));
+    try {
+      await rename(p, aside);
+    } catch (err) {
+      if (isMissing(err)) return false;
+      throw err;
+    }
+    await rm(aside, { recursive: true, force: true });
+    return true;
+  }
+
+  /** The manifest of the composed object at `key`, or undefined when there is none. */
+  private async manifestOf(key: string, file: string): Promise<Manifest | undefined> {
+    const known = this.manifests.get(key);
+    if (known) {
+      this.manifests.delete(key);
+      this.manifests.set(key, known);
+      return known;
+    }
+    const dir = file + COMPOSED_SUFFIX;
+    let text: string;
+    let lastModified: Date;
+    try {
+      const fh = await open(path.join(dir, MANIFEST), 'r');
+      try {
+        lastModified = (await fh.stat()).mtime;
+        text = await fh.readFile('utf8');
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+    const raw = JSON.parse(text) as { version: number; size: number; files: string[]; spans: Array<[number, number, number]> };
+    if (raw.version !== 1) throw new Error(`composed object ${key}: manifest version ${raw.version} is not supported`);
+    const starts: number[] = [];
+    let at = 0;
+    for (const [, , length] of raw.spans) {
+      starts.push(at);
+      at += length;
+    }
+    if (at !== raw.size) throw new Error(`composed object ${key}: manifest spans ${at} bytes, not ${raw.size}`);
+    const manifest: Manifest = { dir, size: raw.size, files: raw.files, spans: raw.spans, starts, lastModified };
+    this.manifests.set(key, manifest);
+    if (this.manifests.size > MAX_MANIFESTS) this.manifests.delete(this.manifests.keys().next().value!);
+    return manifest;
+  }
+
+  private async readComposed(key: string, m: Manifest, range?: ByteRange): Promise<Buffer> {
+    const start = range ? Math.min(Math.max(range.start, 0), m.size) : 0;
+    const end = range ? Math.min(Math.max(range.end, start), m.size) : m.size;
+    const out = Buffer.allocUnsafe(end - start);
+    let i = firstIndex(m.starts.length, (j) => m.starts[j] + m.spans[j][2] > start);
+    const reads: Array<Promise<void>> = [];
+    for (; i < m.spans.length && m.starts[i] < end; i++) {
+      const [file, position, length] = m.spans[i];
+      const from = Math.max(start, m.starts[i]);
+      const to = Math.min(end, m.starts[i] + length);
+      reads.push(readExactly(path.join(m.dir, m.files[file]), out.subarray(from - start, to - start), position + (from - m.starts[i])));
+    }
+    try {
+      await Promise.all(reads);
+    } catch (err) {
+      if (isMissing(err)) {
+        this.manifests.delete(key);
+        throw new ObjectNotFoundError(key);
+      }
+      throw err;
+    }
+    return out;
+  }
+
   async get(key: string, range?: ByteRange): Promise<Buffer> {
+    const file = this.pathOf(key);
+    const known = this.manifests.get(key);
+    if (known) return this.readComposed(key, known, range);
     let fh: FileHandle;
     try {
-      fh = await open(this.pathOf(key), 'r');
+      fh = await open(file, 'r');
     } catch (err) {
-      if (isMissing(err)) throw new ObjectNotFoundError(key);
-      throw err;
+      if (!isMissing(err)) throw err;
+      const composed = await this.manifestOf(key, file);
+      if (!composed) throw new ObjectNotFoundError(key);
+      return this.readComposed(key, composed, range);
     }
     try {
       if (!range) return await fh.readFile();
@@ -153,24 +404,29 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
+    const file = this.pathOf(key);
     try {
-      const st = await stat(this.pathOf(key));
-      if (!st.isFile()) return undefined;
-      return { key, size: st.size, lastModified: st.mtime };
+      const st = await stat(file);
+      if (st.isFile()) return { key, size: st.size, lastModified: st.mtime };
     } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw err;
+      if (!isMissing(err)) throw err;
     }
+    const composed = await this.manifestOf(key, file);
+    return composed && { key, size: composed.size, lastModified: composed.lastModified };
   }
 
   async delete(key: string): Promise<void> {
     const file = this.pathOf(key);
+    this.manifests.delete(key);
+    let existed = true;
     try {
       await unlink(file);
     } catch (err) {
-      if (isMissing(err)) return;
-      throw err;
+      if (!isMissing(err)) throw err;
+      existed = false;
     }
+    if (await this.removeTree(file + COMPOSED_SUFFIX)) existed = true;
+    if (!existed) return;
     // Objects are keyed by topic and partition, so directories would pile up forever after
     // topics are deleted; prune the ones this delete emptied.
     for (let dir = path.dirname(file); dir !== this.root && dir.startsWith(this.root); dir = path.dirname(dir)) {
@@ -189,7 +445,9 @@ export class FsObjectStore implements ObjectStore {
     const baseKey = slash >= 0 ? prefix.slice(0, slash + 1) : '';
     const out: ObjectInfo[] = [];
     await this.walk(baseKey, prefix, out);
-    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    // A key both plain and composed (a put replacing the other kind) is listed once.
+    return out.filter((o, i) => i === 0 || out[i - 1].key !== o.key);
   }
 
   async close(): Promise<void> {
@@ -209,6 +467,13 @@ export class FsObjectStore implements ObjectStore {
       entries.map(async (entry) => {
         if (entry.name.startsWith(TEMP_PREFIX)) return;
         const key = dirKey + entry.name;
+        if (entry.isDirectory() && entry.name.endsWith(COMPOSED_SUFFIX)) {
+          const objectKey = key.slice(0, -COMPOSED_SUFFIX.length);
+          if (!objectKey.startsWith(prefix)) return;
+          const composed = await this.manifestOf(objectKey, path.join(dir, objectKey.slice(dirKey.length)));
+          if (composed) out.push({ key: objectKey, size: composed.size, lastModified: composed.lastModified });
+          return;
+        }
         if (entry.isDirectory()) {
           const sub = key + '/';
           // Only descend where keys could still start with the prefix.
@@ -236,6 +501,7 @@ export class FsObjectStore implements ObjectStore {
         throw new InvalidObjectKeyError(key, 'empty, "." or ".." path segment');
       }
       if (part.startsWith(TEMP_PREFIX)) throw new InvalidObjectKeyError(key, `segment starts with ${TEMP_PREFIX}`);
+      if (part.endsWith(COMPOSED_SUFFIX)) throw new InvalidObjectKeyError(key, `segment ends with ${COMPOSED_SUFFIX}`);
     }
     return path.join(this.root, ...parts);
   }
@@ -354,6 +620,32 @@ async function writeAll(fh: FileHandle, body: Buffer[], cut: number, sliceBytes:
       }
     }
   }
+}
+
+/** Fills `buf` from `file` at `position`; a file shorter than that is corrupt. */
+async function readExactly(file: string, buf: Buffer, position: number): Promise<void> {
+  const fh = await open(file, 'r');
+  try {
+    for (let done = 0; done < buf.length; ) {
+      const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+      if (bytesRead === 0) throw new Error(`${file} ends before byte ${position + buf.length}`);
+      done += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The first index in [0, n) for which `pred` holds (false before it, true from it on), or n. */
+function firstIndex(n: number, pred: (i: number) => boolean): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (pred(mid)) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -24,13 +24,30 @@ export interface PutOptions {
   bulk?: boolean | (() => boolean);
 }
 
+/**
+ * Part of a put's body that is already stored: the bytes at [start, end) of the object `key`
+ * in the same store. An adapter that can refer to stored bytes (a local directory, by hard
+ * link) need not write them again; the others write `bytes`, which must be those same bytes.
+ */
+export interface StoredRange {
+  key: string;
+  start: number;
+  end: number;
+  bytes: Buffer[];
+}
+
+/** An object's bytes in order: callers hand over batches without concatenating them first. */
+export type PutBody = Buffer | Array<Buffer | StoredRange>;
+
+/** The body as plain buffers, for adapters that write every byte. */
+export function bodyBuffers(body: PutBody): Buffer[] {
+  if (Buffer.isBuffer(body)) return [body];
+  return body.flatMap((part) => (Buffer.isBuffer(part) ? [part] : part.bytes));
+}
+
 export interface ObjectStore {
-  /**
-   * Writes the whole object; resolves once it is durable. Overwrites are not used by Skiff.
-   * A list of buffers is the object's bytes in order: callers hand over batches without
-   * concatenating them first.
-   */
-  put(key: string, body: Buffer | Buffer[], options?: PutOptions): Promise<void>;
+  /** Writes the whole object; resolves once it is durable. Overwrites are not used by Skiff. */
+  put(key: string, body: PutBody, options?: PutOptions): Promise<void>;
   /** Reads the object, or a byte range of it. Rejects with ObjectNotFoundError when absent. */
   get(key: string, range?: ByteRange): Promise<Buffer>;
   /** Size of the object, or undefined when absent. */

@@ -20,7 +20,7 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
-import { ObjectNotFoundError, type ByteRange, type ObjectInfo, type ObjectStore } from './object-store.js';
+import { ObjectNotFoundError, bodyBuffers, type ByteRange, type ObjectInfo, type ObjectStore, type PutBody } from './object-store.js';
 
 export interface S3ObjectStoreOptions {
   /** e.g. http://127.0.0.1:9000 for MinIO or s3rver; unset for AWS. */
@@ -148,9 +148,10 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async put(key: string, chunks: Buffer | Buffer[]): Promise<void> {
+  async put(key: string, parts: PutBody): Promise<void> {
     // The network is the bottleneck here; one contiguous body keeps MD5 and retries simple.
-    const body = Array.isArray(chunks) ? Buffer.concat(chunks) : chunks;
+    // (Stored ranges are uploaded again: server-side copy needs parts of 5 MiB or more.)
+    const body = Buffer.isBuffer(parts) ? parts : Buffer.concat(bodyBuffers(parts));
     if (body.length > this.multipartThreshold) {
       await this.putMultipart(key, body);
       return;

@@ -5,6 +5,7 @@
 // offset index, the time index, and the unit of verified range reads.
 import { crc32c } from '../protocol/native.js';
 import { batchCrc, batchesOf } from '../protocol/record-batch.js';
+import type { StoredRange } from './object-store.js';
 import { StorageFormatError } from './wal-object.js';
 
 export const SEGMENT_VERSION = 1;
@@ -36,9 +37,12 @@ export function segmentKey(topicId: string, partition: number, baseOffset: numbe
   return `segments/${topicId}/${partition}/${String(baseOffset).padStart(20, '0')}-${String(lastOffset).padStart(20, '0')}.seg`;
 }
 
-/** A built segment: its body as parts (batches uncopied, then index and trailer) and its blocks. */
+/**
+ * A built segment: its body as parts (batches uncopied, as buffers or as the stored ranges
+ * they came from, then index and trailer) and its blocks.
+ */
 export interface BuiltSegment {
-  body: Buffer[];
+  body: Array<Buffer | StoredRange>;
   blocks: SegmentBlock[];
   dataLength: number;
   indexLength: number;
@@ -55,7 +59,7 @@ export interface BuiltSegment {
  * block's CRC still describes the bytes as they were produced and a read refuses them.
  */
 export class SegmentBuilder {
-  private readonly chunks: Buffer[] = [];
+  private readonly chunks: Array<Buffer | StoredRange> = [];
   private readonly blocks: SegmentBlock[] = [];
   private cur: SegmentBlock | undefined;
   private dataLength = 0;
@@ -63,6 +67,25 @@ export class SegmentBuilder {
   constructor(private readonly blockBytes: number) {}
 
   add(chunk: Buffer): void {
+    this.index(chunk);
+    this.chunks.push(chunk);
+  }
+
+  /**
+   * Adds chunks that are, together, the bytes at [start, end) of a stored object (a WAL
+   * extent), so that the store may refer to them instead of writing them again.
+   */
+  addStored(chunks: Buffer[], from: Omit<StoredRange, 'bytes'>): void {
+    let length = 0;
+    for (const c of chunks) {
+      this.index(c);
+      length += c.length;
+    }
+    if (length !== from.end - from.start) throw new StorageFormatError(`${length} bytes given for ${from.end - from.start} stored in ${from.key}`);
+    this.chunks.push({ ...from, bytes: chunks });
+  }
+
+  private index(chunk: Buffer): void {
     let end = 0;
     for (const b of batchesOf(chunk)) {
       const last = b.baseOffset + b.lastOffsetDelta;
@@ -78,7 +101,6 @@ export class SegmentBuilder {
       end = b.position + b.size;
     }
     if (end !== chunk.length) throw new StorageFormatError('segment data holds a partial batch');
-    this.chunks.push(chunk);
     this.dataLength += chunk.length;
   }
 
@@ -96,7 +118,7 @@ export function buildSegment(chunks: Buffer[], blockBytes: number): BuiltSegment
   return b.finish();
 }
 
-function encodeSegment(chunks: Buffer[], blocks: SegmentBlock[], dataLength: number): BuiltSegment {
+function encodeSegment(chunks: Array<Buffer | StoredRange>, blocks: SegmentBlock[], dataLength: number): BuiltSegment {
   const index = Buffer.allocUnsafe(blocks.length * ENTRY_SIZE);
   let at = 0;
   for (const blk of blocks) {

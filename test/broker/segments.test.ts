@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -12,8 +12,10 @@ import { Broker, type BrokerConfig } from '../../services/broker/broker.js';
 import { ErrorCode } from '../../services/protocol/errors.js';
 import { batchesOf } from '../../services/protocol/record-batch.js';
 import { buildSegment } from '../../services/storage/segment.js';
+import { bodyBuffers } from '../../services/storage/object-store.js';
 import type { StoredExtent } from '../../services/broker/partition.js';
 import { buildBatch } from '../support/batches.js';
+import { flipStoredByte } from '../support/objects.js';
 
 const log = pino({ level: 'silent' });
 const cleanups: (() => Promise<void>)[] = [];
@@ -126,12 +128,40 @@ describe('segments, retention and garbage collection', () => {
     const body = await t.store.get(seg.key);
     const rolled = extents.filter((e) => e.lastOffset <= Number(seg.key.slice(-24, -4)));
     const stored = await Promise.all(rolled.map((e) => t.store.get(e.key, { start: e.position, end: e.position + e.length })));
-    expect(Buffer.concat(buildSegment(stored, 4096).body).equals(body)).toBe(true);
+    expect(Buffer.concat(bodyBuffers(buildSegment(stored, 4096).body)).equals(body)).toBe(true);
     await t.broker.close();
     const again = await open(dir);
     const values = await readAll(again.broker, topic.id, 0);
     expect(values).toHaveLength(60);
     values.forEach((v, i) => expect(v).toContain(`msg-${i}-`));
+  });
+
+  it('rolls a segment on the local store by linking the WAL files that hold its batches, not by writing them again', async () => {
+    const dir = await tempDir();
+    const t = await open(dir);
+    const topic = await t.topics.create('linked', 1, { 'segment.bytes': '4096', 'segment.ms': '1' });
+    await t.broker.whenOnline(topic.id, 1, 5000);
+    await fill(t.broker, topic.id, 20);
+    const wal = await t.store.list('wal/');
+    await t.broker.maintain();
+    const segments = await t.store.list('segments/');
+    expect(segments.length).toBeGreaterThan(0);
+    for (const o of wal) expect((await stat(join(dir, 'objects', o.key))).nlink, o.key).toBe(2);
+    // What each segment wrote is its index; its batches are the WAL files' bytes.
+    let written = 0;
+    let total = 0;
+    for (const g of segments) {
+      written += (await stat(join(dir, 'objects', `${g.key}.skiff-parts`, '0'))).size;
+      total += g.size;
+    }
+    expect(written).toBeLessThan(total / 4);
+    await t.broker.checkpoint();
+    await t.broker.collectGarbage();
+    expect(await t.store.list('wal/')).toHaveLength(0);
+    await t.broker.close();
+    const again = await open(dir);
+    const values = await readAll(again.broker, topic.id, 0);
+    expect(values).toHaveLength(20);
   });
 
   it('deletes WAL objects once segments cover them, and orphans past the grace period', async () => {
@@ -230,10 +260,7 @@ describe('segments, retention and garbage collection', () => {
     await t.broker.maintain();
     await t.broker.close();
     const [seg] = await t.store.list('segments/');
-    const file = join(dir, 'objects', seg.key);
-    const bytes = await readFile(file);
-    bytes[100] ^= 0xff;
-    await writeFile(file, bytes);
+    await flipStoredByte(join(dir, 'objects', seg.key), 100);
     const again = await open(dir);
     const corruptReads = async () => (await register.getSingleMetric('skiff_broker_corrupt_reads_total')!.get()).values[0]?.value ?? 0;
     const before = await corruptReads();

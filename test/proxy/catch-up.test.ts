@@ -3,7 +3,7 @@
 // metadata store) serves the proxy over the Kafka protocol, as in `skiff broker`; the proxy
 // side is the RemoteBrokerClient of `skiff proxy`. Each side reads the objects through its
 // own counting wrapper, so a test can tell who read what.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -25,9 +25,10 @@ import { ClusterView } from '../../services/proxy/cluster-view.js';
 import { Proxy } from '../../services/proxy/proxy.js';
 import { BrokerConnections, RemoteBrokerClient } from '../../services/proxy/remote-broker.js';
 import { FsObjectStore } from '../../services/storage/fs-object-store.js';
-import { ObjectNotFoundError, type ByteRange, type ObjectStore } from '../../services/storage/object-store.js';
+import { ObjectNotFoundError, type ByteRange, type ObjectStore, type PutBody } from '../../services/storage/object-store.js';
 import type { SegmentRef } from '../../services/storage/segment.js';
 import { buildBatch } from '../support/batches.js';
+import { flipStoredByte } from '../support/objects.js';
 
 const log = pino({ level: 'silent' });
 const MESSAGES = 120;
@@ -37,7 +38,7 @@ class Tapped implements ObjectStore {
   gets = 0;
   readonly hidden = new Set<string>();
   constructor(private readonly inner: ObjectStore) {}
-  put(key: string, body: Buffer | Buffer[]) {
+  put(key: string, body: PutBody) {
     return this.inner.put(key, body);
   }
   get(key: string, range?: ByteRange) {
@@ -294,10 +295,7 @@ describe('catch-up reads in the proxy', () => {
   it('never serves a block whose checksum does not match', async () => {
     const t = await cluster();
     await t.catchUp.refresh(t.topic.id, 0);
-    const file = join(t.dir, 'objects', t.segments[0].key);
-    const bytes = await readFile(file);
-    bytes[100] ^= 0xff;
-    await writeFile(file, bytes);
+    await flipStoredByte(join(t.dir, 'objects', t.segments[0].key), 100);
     const fallbacks = await metric('skiff_proxy_catch_up_fallbacks_total', { reason: 'corrupt' });
     const segmentReads = await metric('skiff_proxy_fetch_reads_total', { source: 'segment' });
     const [viaProxy, direct] = await t.fetchBoth(0);

@@ -4,7 +4,7 @@
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { mkdtemp, open, readdir, rm, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -122,6 +122,31 @@ function objectStoreContract(name: string, harness: () => StoreHarness): void {
       await store.close();
     });
 
+    it('stores stored ranges as their bytes, whatever becomes of the objects they came from', async () => {
+      const store = await harness().open();
+      const wal = randomBytes(10_000);
+      await store.put('wal/1/a', wal);
+      const head = Buffer.from('head-');
+      const tail = randomBytes(300);
+      const body = [head, { key: 'wal/1/a', start: 100, end: 9_000, bytes: [wal.subarray(100, 5_000), wal.subarray(5_000, 9_000)] }, tail];
+      const whole = Buffer.concat([head, wal.subarray(100, 9_000), tail]);
+      await store.put('seg/x', body);
+      expect((await store.get('seg/x')).equals(whole)).toBe(true);
+      // Ranges that start and end inside different parts.
+      for (const [start, end] of [[0, 5], [3, 40], [4_000, 8_910], [8_900, 9_500], [8_000, 20_000]]) {
+        expect((await store.get('seg/x', { start, end })).equals(whole.subarray(start, end)), `${start}-${end}`).toBe(true);
+      }
+      expect((await store.head('seg/x'))?.size).toBe(whole.length);
+      expect((await store.list('seg/')).map((o) => [o.key, o.size])).toEqual([['seg/x', whole.length]]);
+      await store.delete('wal/1/a');
+      expect((await store.get('seg/x')).equals(whole)).toBe(true);
+      await store.delete('seg/x');
+      await expect(store.get('seg/x')).rejects.toBeInstanceOf(ObjectNotFoundError);
+      expect(await store.head('seg/x')).toBeUndefined();
+      expect(await store.list('')).toEqual([]);
+      await store.close();
+    });
+
     it('treats deleting an absent object as success, and a deleted object as gone', async () => {
       const store = await harness().open();
       await store.delete('never/existed');
@@ -206,9 +231,70 @@ describe('FsObjectStore', () => {
     expect((await store.get('w/again')).toString()).toBe('x');
   });
 
+  it('links a stored range that is most of its file instead of writing its bytes again', async () => {
+    const root = await tempDir();
+    const store = new FsObjectStore(root);
+    const wal = [randomBytes(4_000), randomBytes(3_000)];
+    await store.put('wal/1', wal[0]);
+    await store.put('wal/2', wal[1]);
+    const index = Buffer.from('index');
+    await store.put('seg/a', [
+      { key: 'wal/1', start: 0, end: 3_900, bytes: [wal[0].subarray(0, 3_900)] },
+      { key: 'wal/2', start: 0, end: 3_000, bytes: [wal[1]] },
+      index,
+    ]);
+    // Each WAL file now has a second name, and only the index was written out.
+    expect((await stat(path.join(root, 'wal/1'))).nlink).toBe(2);
+    expect((await stat(path.join(root, 'wal/2'))).nlink).toBe(2);
+    expect((await stat(path.join(root, 'seg/a.skiff-parts/0'))).size).toBe(index.length);
+    const whole = Buffer.concat([wal[0].subarray(0, 3_900), wal[1], index]);
+    await store.delete('wal/1');
+    await store.delete('wal/2');
+    // A fresh store (no manifest in memory) reads it the same.
+    const again = new FsObjectStore(root);
+    expect((await again.get('seg/a')).equals(whole)).toBe(true);
+    expect((await again.get('seg/a', { start: 3_890, end: 3_910 })).equals(whole.subarray(3_890, 3_910))).toBe(true);
+    await again.delete('seg/a');
+    expect(await readdir(root)).toEqual([]);
+  });
+
+  it('copies a stored range that is a small part of its file, or whose file is gone', async () => {
+    const root = await tempDir();
+    const store = new FsObjectStore(root);
+    const wal = randomBytes(10_000);
+    await store.put('wal/1', wal);
+    const part = wal.subarray(2_000, 3_000);
+    await store.put('seg/small', [{ key: 'wal/1', start: 2_000, end: 3_000, bytes: [part] }]);
+    await store.put('seg/gone', [{ key: 'wal/9', start: 0, end: 1_000, bytes: [part] }]);
+    expect((await stat(path.join(root, 'wal/1'))).nlink).toBe(1);
+    await store.delete('wal/1');
+    expect((await store.get('seg/small')).equals(part)).toBe(true);
+    expect((await store.get('seg/gone')).equals(part)).toBe(true);
+  });
+
+  it('replaces a linked object by a put of the same key, of either kind, and lists it once', async () => {
+    const root = await tempDir();
+    const store = new FsObjectStore(root);
+    const wal = randomBytes(1_000);
+    await store.put('wal/1', wal);
+    const linked = (tag: string) => [{ key: 'wal/1', start: 0, end: 1_000, bytes: [wal] }, Buffer.from(tag)];
+    await store.put('seg/k', linked('first'));
+    await store.put('seg/k', linked('second'));
+    expect((await store.get('seg/k')).subarray(1_000).toString()).toBe('second');
+    await store.put('seg/k', Buffer.from('plain'));
+    expect((await store.get('seg/k')).toString()).toBe('plain');
+    expect((await store.list('seg/')).map((o) => o.key)).toEqual(['seg/k']);
+    await store.put('seg/k', linked('third'));
+    expect((await new FsObjectStore(root).get('seg/k')).subarray(1_000).toString()).toBe('third');
+    expect((await store.list('seg/')).map((o) => [o.key, o.size])).toEqual([['seg/k', 1_005]]);
+    await store.delete('seg/k');
+    await store.delete('wal/1');
+    expect(await readdir(root)).toEqual([]);
+  });
+
   it('refuses keys that would escape its directory', async () => {
     const store = new FsObjectStore(await tempDir());
-    for (const key of ['../x', 'a/../../x', '/abs', 'a//b', '', 'a/.skiff-tmp-1']) {
+    for (const key of ['../x', 'a/../../x', '/abs', 'a//b', '', 'a/.skiff-tmp-1', 'a/b.skiff-parts']) {
       await expect(store.put(key, Buffer.from('x')), key).rejects.toBeInstanceOf(InvalidObjectKeyError);
     }
   });

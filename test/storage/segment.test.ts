@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { crc32c } from '@node-rs/crc32';
 import { assignOffset, batchesCrc, validateBatches } from '../../services/protocol/record-batch.js';
 import { SegmentBuilder, buildSegment, decodeSegmentIndex, segmentIndexRange } from '../../services/storage/segment.js';
+import { bodyBuffers } from '../../services/storage/object-store.js';
 import { buildWalObject, readWalIndex, verifyExtent } from '../../services/storage/wal-object.js';
 import { buildBatch } from '../support/batches.js';
 
@@ -24,7 +25,7 @@ describe('segment objects', () => {
   it('cuts blocks across chunk boundaries, each with the CRC of its bytes', () => {
     const { bufs, next } = recordSets(40);
     const { body, blocks, dataLength, indexLength } = buildSegment(bufs, 1000);
-    const whole = Buffer.concat(body);
+    const whole = Buffer.concat(bodyBuffers(body));
     expect(dataLength).toBe(Buffer.concat(bufs).length);
     expect(blocks.length).toBeGreaterThan(3);
     // Blocks tile the data in offset order, and at least one spans two chunks.
@@ -48,11 +49,11 @@ describe('segment objects', () => {
 
   it('builds the same object whether the batches come as record sets or as whole extents', () => {
     const { bufs } = recordSets(25, 500);
-    const one = Buffer.concat(buildSegment(bufs, 2048).body);
+    const one = Buffer.concat(bodyBuffers(buildSegment(bufs, 2048).body));
     const builder = new SegmentBuilder(2048);
     builder.add(Buffer.concat(bufs.slice(0, 10)));
     builder.add(Buffer.concat(bufs.slice(10)));
-    expect(Buffer.concat(builder.finish().body).equals(one)).toBe(true);
+    expect(Buffer.concat(bodyBuffers(builder.finish().body)).equals(one)).toBe(true);
   });
 
   it('refuses a chunk that ends inside a batch', () => {
@@ -75,7 +76,7 @@ describe('WAL objects', () => {
       { extent: extent(1), chunks: b.bufs, crcs: b.bufs.map((buf) => batchesCrc(buf, validateBatches(buf))) },
     ]);
     expect(derived.extents).toEqual(read.extents);
-    const whole = Buffer.concat(derived.body);
+    const whole = Buffer.concat(bodyBuffers(derived.body));
     for (const e of readWalIndex(whole)) expect(verifyExtent(e, whole.subarray(e.position, e.position + e.length))).toBe(true);
   });
 });
