@@ -38,6 +38,11 @@ const MANIFEST = 'manifest';
 const COPIED = '0';
 /** A stored range is linked when it is at least this share of the file holding it, else copied. */
 const LINK_MIN_SHARE = 0.5;
+/**
+ * Temp entries older than this are what a crash left behind (a put takes seconds at most), and
+ * list() removes them: a temp directory of links would otherwise keep WAL files' bytes forever.
+ */
+const STALE_TEMP_MS = 3_600_000;
 /** Manifests of composed objects kept in memory (about 5 KB each for a 128 MiB segment). */
 const MAX_MANIFESTS = 1024;
 /** Where the platform has no O_DSYNC, each write is followed by an fdatasync instead. */
@@ -136,7 +141,7 @@ export class FsObjectStore implements ObjectStore {
     const plan = Buffer.isBuffer(body) ? undefined : await this.planComposition(body);
     if (plan) {
       try {
-        await this.putComposed(file, plan, options);
+        await this.putComposed(key, file, plan, options);
         return;
       } catch (err) {
         // A file system without hard links, or a linked file deleted meanwhile: write it all.
@@ -157,6 +162,7 @@ export class FsObjectStore implements ObjectStore {
         const closed = fh!.close();
         fh = undefined;
         await Promise.all([closed, rename(tmp, file)]);
+        this.manifests.delete(key);
         await this.syncDir(dir);
       } catch (err) {
         await fh?.close().catch(() => undefined);
@@ -254,7 +260,7 @@ export class FsObjectStore implements ObjectStore {
    * Writes a composed object: links and written bytes in a temp directory, made durable, then
    * renamed into place (replacing an earlier copy of the object, as when a roll is redone).
    */
-  private async putComposed(file: string, plan: CompositionPlan, options: PutOptions): Promise<void> {
+  private async putComposed(key: string, file: string, plan: CompositionPlan, options: PutOptions): Promise<void> {
     const dirPath = path.dirname(file);
     const tmp = path.join(dirPath, this.tempPrefix + String(++this.temps));
     const dir = await this.usableDir(dirPath, () => mkdir(tmp).then(() => undefined));
@@ -284,6 +290,8 @@ export class FsObjectStore implements ObjectStore {
         if (!isMissing(err)) throw err;
       });
       await this.syncDir(dir);
+      // A get() that ran meanwhile may have cached the manifest this replaced.
+      this.manifests.delete(key);
     } catch (err) {
       await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
       throw err;
@@ -465,7 +473,10 @@ export class FsObjectStore implements ObjectStore {
     }
     await Promise.all(
       entries.map(async (entry) => {
-        if (entry.name.startsWith(TEMP_PREFIX)) return;
+        if (entry.name.startsWith(TEMP_PREFIX)) {
+          await removeIfStale(path.join(dir, entry.name));
+          return;
+        }
         const key = dirKey + entry.name;
         if (entry.isDirectory() && entry.name.endsWith(COMPOSED_SUFFIX)) {
           const objectKey = key.slice(0, -COMPOSED_SUFFIX.length);
@@ -619,6 +630,15 @@ async function writeAll(fh: FileHandle, body: Buffer[], cut: number, sliceBytes:
         left = 0;
       }
     }
+  }
+}
+
+async function removeIfStale(p: string): Promise<void> {
+  try {
+    const st = await stat(p);
+    if (Date.now() - st.mtimeMs > STALE_TEMP_MS) await rm(p, { recursive: true, force: true });
+  } catch (err) {
+    if (!isMissing(err)) throw err;
   }
 }
 

@@ -4,7 +4,7 @@
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { mkdtemp, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -290,6 +290,21 @@ describe('FsObjectStore', () => {
     await store.delete('seg/k');
     await store.delete('wal/1');
     expect(await readdir(root)).toEqual([]);
+  });
+
+  it('removes what a crash left of a put an hour ago when it lists, and leaves puts in progress alone', async () => {
+    const root = await tempDir();
+    const store = new FsObjectStore(root);
+    await store.put('seg/a', Buffer.from('x'));
+    const stale = path.join(root, 'seg', '.skiff-tmp-dead-1');
+    const fresh = path.join(root, 'seg', '.skiff-tmp-live-1');
+    await mkdir(stale);
+    await writeFile(path.join(stale, '1'), 'linked bytes');
+    await writeFile(fresh, 'being written');
+    const hourAgo = new Date(Date.now() - 3_700_000);
+    await utimes(stale, hourAgo, hourAgo);
+    expect((await store.list('')).map((o) => o.key)).toEqual(['seg/a']);
+    expect((await readdir(path.join(root, 'seg'))).sort()).toEqual(['.skiff-tmp-live-1', 'a']);
   });
 
   it('refuses keys that would escape its directory', async () => {
