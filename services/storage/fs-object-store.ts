@@ -138,7 +138,8 @@ export class FsObjectStore implements ObjectStore {
   async put(key: string, body: PutBody, options: PutOptions = {}): Promise<void> {
     const file = this.pathOf(key);
     this.manifests.delete(key);
-    const plan = Buffer.isBuffer(body) ? undefined : await this.planComposition(body);
+    // WAL objects (every durable produce waits on one) are plain buffers: no planning for them.
+    const plan = Buffer.isBuffer(body) || body.every((part) => Buffer.isBuffer(part)) ? undefined : await this.planComposition(body);
     if (plan) {
       try {
         await this.putComposed(key, file, plan, options);

@@ -42,7 +42,12 @@ export type PutBody = Buffer | Array<Buffer | StoredRange>;
 /** The body as plain buffers, for adapters that write every byte. */
 export function bodyBuffers(body: PutBody): Buffer[] {
   if (Buffer.isBuffer(body)) return [body];
-  return body.flatMap((part) => (Buffer.isBuffer(part) ? [part] : part.bytes));
+  const out: Buffer[] = [];
+  for (const part of body) {
+    if (Buffer.isBuffer(part)) out.push(part);
+    else for (const b of part.bytes) out.push(b);
+  }
+  return out;
 }
 
 export interface ObjectStore {
