@@ -673,6 +673,26 @@ if (want('memory')) {
       }
     });
   }
+  // What a proxy's RSS cannot go below: Node itself, and Node holding only the metadata and
+  // bus clients every proxy needs (etcd3, with gRPC and protobufjs, and nats), read the same way.
+  const floors = [
+    ['node', 'setInterval(() => {}, 1e9)'],
+    ['node + etcd3 + nats', "require('etcd3'); require('nats'); setInterval(() => {}, 1e9)"],
+  ];
+  for (const [label, script] of floors) {
+    step('memory', `RSS floor: ${label}`, async () => {
+      const p = startProcess(process.execPath, ['-e', script], { cwd: REPO, logFile: join(logDir, 'rss-floor.log') });
+      cleanups.add(() => process.kill(p.pid, 'SIGKILL'));
+      try {
+        await sleep(3000);
+        const mem = memOf(p.pid);
+        (results.skiff.proxyIdle.floors ??= []).push({ label, rss: mem.rss });
+        return `idle RSS ${(mem.rss / 1e6).toFixed(1)} MB`;
+      } finally {
+        await p.stop('SIGTERM', 5_000);
+      }
+    });
+  }
 }
 
 // Skiff produce

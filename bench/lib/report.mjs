@@ -73,7 +73,7 @@ export function evaluateTargets(R) {
   atMost('move-drain', `moving partitions of a ${fmt.n(mv?.partitions ?? 1000)}-partition topic ≤ 1 s: drain`, mv?.summary?.drain?.medianMs, 1000, msU, moveDetail('drain', `SIGTERM on a broker owning ${fmt.n(mv?.runs?.[0]?.drain?.moved)} of them → the last of those Online on another broker`));
   const px = R.skiff.proxyIdle;
   if (px && Number.isFinite(px.median)) {
-    atMost('idle-rss', 'proxy idle RSS ≤ 60 MB', px.median / 1e6, 60, (x) => `${x.toFixed(1)} MB`, `\`skiff proxy\` on a throwaway etcd and nats-server, no clients, VmRSS 3 s after /healthz, median of ${px.runs.length} start(s); for comparison \`skiff dev\` (proxy + broker + coordinator) idles at ${mb(R.skiff.rss?.idleMedian)}`);
+    atMost('idle-rss', 'proxy idle RSS ≤ 60 MB', px.median / 1e6, 60, (x) => `${x.toFixed(1)} MB`, `\`skiff proxy\` on a throwaway etcd and nats-server, no clients, VmRSS 3 s after /healthz, median of ${px.runs.length} start(s); for comparison \`skiff dev\` (proxy + broker + coordinator) idles at ${mb(R.skiff.rss?.idleMedian)}${(px.floors ?? []).map((f) => `; ${f.label} alone: ${mb(f.rss)}`).join('')}`);
   } else {
     const idle = R.skiff.rss?.idleMedian;
     atMost('idle-rss', 'proxy idle RSS ≤ 60 MB', Number.isFinite(idle) ? idle / 1e6 : NaN, 60, (x) => `${x.toFixed(1)} MB`, `measured on \`skiff dev\` (proxy + broker + coordinator in one process${px?.note ? `; ${px.note}` : ''}), VmRSS 1 s after /readyz, median of ${R.skiff.rss?.servers ?? 0} starts`);

@@ -213,7 +213,8 @@ export class Flusher {
     const commit = this.queueCommit(Keys.wal(this.o.brokerId, name), encodeCommitRecord(objectKey, index));
     void (async () => {
       try {
-        await this.retry('put', () => this.o.store.put(objectKey, body));
+        // Unpublished: only the commit record below makes the object visible to anyone.
+        await this.retry('put', () => this.o.store.put(objectKey, body, { unpublished: true }));
         m.flushStageSeconds.observe({ stage: 'write' }, (performance.now() - started) / 1000);
       } catch (err) {
         commit.failed = err as Error;

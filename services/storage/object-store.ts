@@ -22,6 +22,14 @@ export interface PutOptions {
    * again as the write goes on.
    */
   bulk?: boolean | (() => boolean);
+  /**
+   * Nothing reads, lists for reading or replaces this key before the put resolves, and an
+   * object a crash left partly written is never read: a WAL object, which only the commit
+   * record written after its put makes visible (and which GC deletes when none does). An
+   * adapter may then write it in place rather than make it appear at once; a retried put of
+   * the key replaces whatever the failed one wrote.
+   */
+  unpublished?: boolean;
 }
 
 /**

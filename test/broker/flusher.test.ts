@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { Flusher, type FlusherOptions } from '../../services/broker/flusher.js';
 import { Partition } from '../../services/broker/partition.js';
 import { validateBatches } from '../../services/protocol/record-batch.js';
-import type { ObjectStore } from '../../services/storage/object-store.js';
+import type { ObjectStore, PutOptions } from '../../services/storage/object-store.js';
 import { MemoryMetaStore } from '../support/memory-meta-store.js';
 import { buildBatch } from '../support/batches.js';
 
@@ -24,8 +24,12 @@ function harness(over: Partial<FlusherOptions> = {}) {
   const commits: Held[] = [];
   const hold = (list: Held[], what: string, parts: number) =>
     new Promise<void>((resolve, reject) => list.push({ what, parts, done: (err) => (err ? reject(err) : resolve()) }));
+  const putOptions: (PutOptions | undefined)[] = [];
   const store = {
-    put: (key: string, body: Buffer | Buffer[]) => hold(puts, key, Array.isArray(body) ? body.length - 2 : 1), // minus index and trailer
+    put: (key: string, body: Buffer | Buffer[], options?: PutOptions) => {
+      putOptions.push(options);
+      return hold(puts, key, Array.isArray(body) ? body.length - 2 : 1); // minus index and trailer
+    },
   } as unknown as ObjectStore;
   const meta = new MemoryMetaStore();
   const txn = meta.txn.bind(meta);
@@ -42,7 +46,7 @@ function harness(over: Partial<FlusherOptions> = {}) {
     flusher.appended(p, buf.length);
     return e;
   };
-  return { puts, commits, flusher, p, produce };
+  return { puts, commits, flusher, p, produce, putOptions };
 }
 
 const turns = async (n = 5) => {
@@ -55,6 +59,22 @@ afterEach(() => {
 });
 
 describe('flusher', () => {
+  it('writes each WAL object as an unpublished put, acknowledged only after its commit', async () => {
+    const h = harness();
+    flushers.push(h.flusher);
+    const e = h.produce('a');
+    let acked = false;
+    void h.p.waitCommitted(e.lastOffset).then(() => (acked = true));
+    await turns();
+    expect(h.putOptions).toEqual([{ unpublished: true }]);
+    h.puts[0].done();
+    await turns();
+    expect(acked).toBe(false);
+    h.commits[0].done();
+    await turns();
+    expect(acked).toBe(true);
+  });
+
   it('adaptive: writes at once when nothing is being written, not after flush.ms', async () => {
     const h = harness();
     flushers.push(h.flusher);

@@ -147,6 +147,18 @@ function objectStoreContract(name: string, harness: () => StoreHarness): void {
       await store.close();
     });
 
+    it('reads back an unpublished put (a WAL object), and a retried one replaces what the first wrote', async () => {
+      const store = await harness().open();
+      const first = randomBytes(300_000);
+      const retry = randomBytes(1000);
+      await store.put('wal/1/0001', [first.subarray(0, 1000), first.subarray(1000)], { unpublished: true });
+      expect((await store.get('wal/1/0001')).equals(first)).toBe(true);
+      await store.put('wal/1/0001', retry, { unpublished: true });
+      expect((await store.get('wal/1/0001')).equals(retry)).toBe(true);
+      expect((await store.list('wal/')).map((o) => [o.key, o.size])).toEqual([['wal/1/0001', 1000]]);
+      await store.close();
+    });
+
     it('treats deleting an absent object as success, and a deleted object as gone', async () => {
       const store = await harness().open();
       await store.delete('never/existed');
@@ -191,6 +203,28 @@ describe('FsObjectStore', () => {
     expect(files.filter((f) => f.includes('.skiff-tmp-'))).toEqual([]);
     for (let i = 0; i < 20; i++) await store.delete(`t/p${i % 4}/${i}`);
     expect(await readdir(root)).toEqual([]);
+  });
+
+  it('writes an unpublished object in place, with no temp file, while other puts replace a key atomically', async () => {
+    const root = await tempDir();
+    const store = new FsObjectStore(root);
+    const inode = async (key: string) => (await stat(path.join(root, key))).ino;
+    await store.put('wal/1/a', Buffer.alloc(5000, 1), { unpublished: true });
+    const walInode = await inode('wal/1/a');
+    // Watch the directory while a second put of the key is under way.
+    const seen = new Set<string>();
+    let done = false;
+    const second = store.put('wal/1/a', [Buffer.alloc(8 * MiB, 2), Buffer.alloc(8 * MiB, 3)], { unpublished: true }).then(() => (done = true));
+    while (!done) for (const f of await readdir(path.join(root, 'wal/1'))) seen.add(f);
+    await second;
+    expect([...seen].filter((f) => f.includes('.skiff-tmp-'))).toEqual([]);
+    expect(await inode('wal/1/a')).toBe(walInode);
+    expect((await store.get('wal/1/a', { start: 8 * MiB - 1, end: 8 * MiB + 1 })).toJSON().data).toEqual([2, 3]);
+    // A put without the option writes a new file and renames it over the key.
+    await store.put('seg/b', Buffer.alloc(10, 1));
+    const segInode = await inode('seg/b');
+    await store.put('seg/b', Buffer.alloc(10, 2));
+    expect(await inode('seg/b')).not.toBe(segInode);
   });
 
   it('writes a large object in flushed slices and reads it back intact', async () => {
