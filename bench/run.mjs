@@ -65,6 +65,8 @@ if (flag('--help') || flag('-h')) {
   --data-root DIR     where data directories go (default ${tmpdir()}); the disk limits are
                       measured on the same filesystem
   --out DIR           results directory (default bench/results)
+  --name SUFFIX       results are named <date>-<host>[-quick]-SUFFIX, so a run does not
+                      replace an earlier one of the same day
   --report-from FILE  only rewrite FILE's .md/.png/.svg from the results .json FILE
 `);
   process.exit(0);
@@ -79,6 +81,11 @@ const REPS = Number(option('--reps', QUICK ? 1 : 3));
 const PROFILE = flag('--no-profile') ? false : QUICK ? flag('--profile') || ONLY.includes('profile') : true;
 const DATA_ROOT = resolve(option('--data-root', tmpdir()));
 const OUT = resolve(option('--out', join(HERE, 'results')));
+const NAME = option('--name', '');
+if (NAME && !/^[\w.-]+$/.test(NAME)) {
+  console.error(`--name ${NAME}: use letters, digits, '.', '_' and '-' only`);
+  process.exit(2);
+}
 const WAIT_IDLE = Number(option('--wait-idle', 0));
 const NICE = Number(option('--nice', 0));
 if (NICE) setNice(NICE);
@@ -1331,7 +1338,7 @@ async function main() {
 
   mkdirSync(OUT, { recursive: true });
   const day = new Date().toISOString().slice(0, 10);
-  const base = join(OUT, `${day}-${hostname()}${QUICK ? '-quick' : ''}`);
+  const base = join(OUT, `${day}-${hostname()}${QUICK ? '-quick' : ''}${NAME ? `-${NAME}` : ''}`);
   results.files = { md: rel(`${base}.md`), json: rel(`${base}.json`), png: rel(`${base}.png`), svg: rel(`${base}.svg`), logs: rel(logDir) };
   try {
     await writeChart(chartSpec(), `${base}.svg`, `${base}.png`);
