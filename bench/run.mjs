@@ -10,7 +10,7 @@
 //
 // See bench/README.md for what is measured and how.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
-import { cpus, hostname, totalmem, release, tmpdir } from 'node:os';
+import { availableParallelism, cpus, hostname, totalmem, release, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,7 +32,8 @@ const MAIN = 'dist/services/cli/main.js';
 // Servers start through the `skiff` command users run (bin/skiff: Node with Skiff's heap flags).
 const SKIFF = 'bin/skiff';
 /** The Node flags bin/skiff passes by default; a profiled run adds its own to them. */
-const LAUNCHER_FLAGS = (readFileSync(join(REPO, SKIFF), 'utf8').match(/SKIFF_NODE_FLAGS-"([^"]*)"/) ?? [])[1] ?? '';
+// The launcher's default flags, as it would expand them (its V8 pool is the CPU count up to 4).
+const LAUNCHER_FLAGS = ((readFileSync(join(REPO, SKIFF), 'utf8').match(/SKIFF_NODE_FLAGS-"([^"]*)"/) ?? [])[1] ?? '').replace('$pool', String(Math.min(4, availableParallelism())));
 // The cluster scenarios are TypeScript on the e2e tests' launcher; vite-node runs them as they are.
 const VITE_NODE = 'node_modules/.bin/vite-node';
 const CLUSTER_TS = 'bench/cluster.ts';
