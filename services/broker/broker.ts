@@ -1189,6 +1189,7 @@ export class Broker implements BrokerClient {
       for (const g of p.segments) referenced.add(g.key);
       for (const e of p.extents) referenced.add(e.key);
     }
+    for (const key of this.flusher?.objectsInFlight ?? []) referenced.add(key);
     const now = Date.now();
     let deleted = 0;
     for (const prefix of ['wal/', 'segments/']) {

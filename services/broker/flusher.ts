@@ -105,6 +105,11 @@ export class Flusher {
   private fenced = false;
   private readonly bootId = String(Date.now()).padStart(14, '0');
   private idleWaiters: (() => void)[] = [];
+  /**
+   * WAL objects written or committing now. They are written in place (unpublished), so GC must
+   * not take one for a crash's leftover, however long its write has been going.
+   */
+  readonly objectsInFlight = new Set<string>();
 
   constructor(private readonly o: FlusherOptions) {}
 
@@ -210,6 +215,7 @@ export class Flusher {
     const { body, size, extents, index } = buildWalObject(parts);
     m.flushStageSeconds.observe({ stage: 'wait' }, (started - job.since) / 1000);
     this.writing++;
+    this.objectsInFlight.add(objectKey);
     const commit = this.queueCommit(Keys.wal(this.o.brokerId, name), encodeCommitRecord(objectKey, index));
     void (async () => {
       try {
@@ -229,6 +235,7 @@ export class Flusher {
     try {
       await commit.done;
     } catch (err) {
+      this.objectsInFlight.delete(objectKey);
       for (const { partition } of job.parts) partition.abandonUncommitted(err as Error);
       this.unflushedBytes -= job.bytes;
       m.unflushedBytes.set(this.unflushedBytes);
@@ -240,6 +247,7 @@ export class Flusher {
       }
       return;
     }
+    this.objectsInFlight.delete(objectKey);
     job.parts.forEach(({ partition, entries }, i) => {
       const e = extents[i];
       partition.committed(entries, {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -224,6 +224,36 @@ describe('segments, retention and garbage collection', () => {
     await t.broker.maintain();
     expect(t.broker.partitions()[0].logStartOffset).toBe(20);
     expect(await readAll(t.broker, topic.id, 20)).toHaveLength(20);
+  });
+
+  it('keeps a WAL object whose write or commit is still under way, however old its file', async () => {
+    const dir = await tempDir();
+    const t = await open(dir, { gcGraceMs: 1 });
+    // WAL puts land, then the file is aged two hours and the put held: a write that stalled.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const held: string[] = [];
+    const put = t.store.put.bind(t.store);
+    t.store.put = async (key, body, options) => {
+      await put(key, body, options);
+      if (!key.startsWith('wal/')) return;
+      const old = new Date(Date.now() - 2 * 3600_000);
+      await utimes(join(dir, 'objects', key), old, old);
+      held.push(key);
+      await gate;
+    };
+    const topic = await t.topics.create('stalled', 1, {});
+    await t.broker.whenOnline(topic.id, 1, 5000);
+    const acked = t.broker.produce(topic.id, 0, buildBatch([{ value: 'durable' }]), -1, 60_000);
+    await vi.waitFor(() => expect(held).toHaveLength(1));
+    expect(await t.broker.collectGarbage()).toBe(0);
+    expect(await t.store.head(held[0])).toBeDefined();
+    release();
+    expect((await acked).errorCode).toBe(ErrorCode.NONE);
+    // Read back from the WAL file (this broker has no tail cache).
+    const records = await readAll(t.broker, topic.id, 0);
+    expect(records).toHaveLength(1);
+    expect(records[0]).toContain('durable');
   });
 
   it('keeps unreferenced objects younger than the grace period', async () => {
