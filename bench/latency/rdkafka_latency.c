@@ -11,7 +11,10 @@
  * ~100 us it sends the messages that are due, then sleeps.
  *
  *   rdkafka_latency -b host:port -t topic [-s size] [-r msgs/s] [-d seconds] [-w warmup-seconds]
- *                   [-a acks] [-p partitions] [-X prop=value ...] [-A series-file] [-q]
+ *                   [-a acks] [-p partitions] [-X prop=value ...] [-C prop=value ...]
+ *                   [-A series-file] [-q]
+ *
+ * -X sets a producer property, -C a consumer property (e.g. -C fetch.message.max.bytes=8388608).
  *
  * -A writes one line per delivered message: its send time (ms since the start) and its produce
  * latency (ms), to see when latency spikes happen.
@@ -147,11 +150,11 @@ int main(int argc, char **argv) {
         const char *brokers = "127.0.0.1:9092", *topic = NULL, *acks = "-1";
         int size = 1024, partitions = 1, quiet = 0, opt, i;
         double rate = 1000, seconds = 10, warmup = 1;
-        char *xs[64];
-        int nx = 0;
+        char *xs[64], *cs[64];
+        int nx = 0, nc = 0;
         char err[512];
 
-        while ((opt = getopt(argc, argv, "b:t:s:r:d:w:a:p:X:A:q")) != -1) {
+        while ((opt = getopt(argc, argv, "b:t:s:r:d:w:a:p:X:C:A:q")) != -1) {
                 switch (opt) {
                 case 'b': brokers = optarg; break;
                 case 't': topic = optarg; break;
@@ -165,6 +168,10 @@ int main(int argc, char **argv) {
                         if (nx < 64)
                                 xs[nx++] = optarg;
                         break;
+                case 'C':
+                        if (nc < 64)
+                                cs[nc++] = optarg;
+                        break;
                 case 'q': quiet = 1; break;
                 case 'A':
                         if (!(series = fopen(optarg, "w"))) {
@@ -174,7 +181,7 @@ int main(int argc, char **argv) {
                         break;
                 default:
                         fprintf(stderr,
-                                "usage: %s -b brokers -t topic [-s size] [-r rate] [-d seconds] [-w warmup] [-a acks] [-p partitions] [-X k=v] [-A series-file] [-q]\n",
+                                "usage: %s -b brokers -t topic [-s size] [-r rate] [-d seconds] [-w warmup] [-a acks] [-p partitions] [-X k=v] [-C k=v] [-A series-file] [-q]\n",
                                 argv[0]);
                         return 2;
                 }
@@ -192,6 +199,15 @@ int main(int argc, char **argv) {
         set(cc, "group.id", "skiff-bench-latency");
         set(cc, "enable.auto.commit", "false");
         set(cc, "enable.partition.eof", "false");
+        for (i = 0; i < nc; i++) {
+                char *eq = strchr(cs[i], '=');
+                if (!eq) {
+                        fprintf(stderr, "rdkafka_latency: -C wants prop=value, not %s\n", cs[i]);
+                        return 2;
+                }
+                *eq = '\0';
+                set(cc, cs[i], eq + 1);
+        }
         rd_kafka_t *crk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
         if (!crk) {
                 fprintf(stderr, "rdkafka_latency: consumer: %s\n", err);
