@@ -120,6 +120,8 @@ const C = {
   latencyLinger: 1,
   // the same measurement with rdkafka_performance -l (its rate limiter busy-waits): [size, acks, reps]
   latencyCrossCheck: QUICK ? [] : [[1024, -1, 1]],
+  // the same rdkafka_latency run with the consumer fetching tailFetchBytes at a time: [size, acks, reps]
+  latencyBigFetch: QUICK ? [] : [[1024, -1, 1]],
   // light load, to see the latency floor apart from overload: [size, acks, msgs/s]
   latencyFixed: [[1024, -1, 5000]],
   // [size, acks, reps]
@@ -902,9 +904,10 @@ function worstSeconds(file) {
     .slice(0, 3);
 }
 
-async function latencyWithRdkafkaLatency(srv, topic, { size, acks, rate, label }) {
+async function latencyWithRdkafkaLatency(srv, topic, { size, acks, rate, consumerFetchBytes }) {
   const series = join(runRoot, `lat-series-${topic}.txt`);
-  const r = await run(RDKLAT, ['-b', srv.broker, '-t', topic, '-s', String(size), '-a', String(acks), '-r', String(rate), '-d', String(C.latencySeconds), '-w', '1', '-X', `linger.ms=${C.latencyLinger}`, '-A', series], {
+  const consumer = consumerFetchBytes ? ['-C', `fetch.message.max.bytes=${consumerFetchBytes}`] : [];
+  const r = await run(RDKLAT, ['-b', srv.broker, '-t', topic, '-s', String(size), '-a', String(acks), '-r', String(rate), '-d', String(C.latencySeconds), '-w', '1', '-X', `linger.ms=${C.latencyLinger}`, ...consumer, '-A', series], {
     cwd: REPO,
     logFile: scenarioLog,
     timeoutMs: (C.latencySeconds + 90) * 1000,
@@ -970,12 +973,13 @@ if (want('latency')) {
     ...C.latency.map(([size, acks, reps]) => [size, acks, reps, 'rdkafka_latency', 0]),
     ...C.latencyCrossCheck.map(([size, acks, reps]) => [size, acks, reps, 'rdkafka_performance', 0]),
     ...C.latencyFixed.map(([size, acks, rate]) => [size, acks, 1, 'rdkafka_latency', rate]),
+    ...C.latencyBigFetch.map(([size, acks, reps]) => [size, acks, reps, 'rdkafka_latency', 0, C.tailFetchBytes]),
   ];
-  for (const [size, acks, reps, client, fixedRate] of plan) {
-    const entry = { size, acks, partitions: 1, client, fixedRate: fixedRate || undefined, runs: [] };
+  for (const [size, acks, reps, client, fixedRate, consumerFetchBytes] of plan) {
+    const entry = { size, acks, partitions: 1, client, fixedRate: fixedRate || undefined, consumerFetchBytes, runs: [] };
     results.skiff.latency.push(entry);
     for (let rep = 1; rep <= reps; rep++) {
-      const label = `skiff latency ${sizeName(size)} acks=${acksName(acks)} [${client}]${fixedRate ? ` at a fixed ${fixedRate.toLocaleString('en-US')} msg/s` : ''}`;
+      const label = `skiff latency ${sizeName(size)} acks=${acksName(acks)} [${client}]${fixedRate ? ` at a fixed ${fixedRate.toLocaleString('en-US')} msg/s` : ''}${consumerFetchBytes ? `, consumer fetches ${consumerFetchBytes / MiB} MiB` : ''}`;
       step('latency', `${label} (run ${rep}/${reps})`, async () => {
         let rate = fixedRate;
         if (!rate) {
@@ -993,7 +997,7 @@ if (want('latency')) {
           const m0 = await srv.metrics();
           const win = measureWindow([srv.pid]);
           const fn = client === 'rdkafka_latency' ? latencyWithRdkafkaLatency : latencyWithRdkafkaPerformance;
-          const r = await fn(srv, topic, { size, acks, rate, label });
+          const r = await fn(srv, topic, { size, acks, rate, label, consumerFetchBytes });
           r.cpu = win();
           r.metrics = metricsDelta(m0, await srv.metrics(), ['skiff_broker_segments_rolled_total', 'skiff_broker_flushes_total', 'skiff_broker_checkpoints_total']);
           r.peakRss = (await srv.stop()).hwm;
@@ -1370,7 +1374,7 @@ function chartSpec() {
   const l = [];
   for (const e of results.skiff.latency) {
     if (!e.median) continue;
-    const via = (e.client === 'rdkafka_latency' ? '' : ` (${e.client})`) + (e.fixedRate ? ` at ${e.fixedRate.toLocaleString('en-US')}/s` : '');
+    const via = (e.client === 'rdkafka_latency' ? '' : ` (${e.client})`) + (e.fixedRate ? ` at ${e.fixedRate.toLocaleString('en-US')}/s` : '') + (e.consumerFetchBytes ? `, ${e.consumerFetchBytes / MiB} MiB fetches` : '');
     l.push({ label: `Skiff produce ${sizeName(e.size)} acks=${acksName(e.acks)}${via}`, kind: 'skiff', ...e.median.produce });
     l.push({ label: `Skiff end-to-end ${sizeName(e.size)} acks=${acksName(e.acks)}${via}`, kind: 'skiff', ...e.median.e2e });
   }
