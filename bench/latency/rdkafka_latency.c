@@ -146,6 +146,19 @@ static void set(rd_kafka_conf_t *c, const char *k, const char *v) {
         }
 }
 
+/* Sets each "prop=value" of a -X or -C list; exits on one without '='. */
+static void set_all(rd_kafka_conf_t *c, char **props, int n, char flag) {
+        for (int i = 0; i < n; i++) {
+                char *eq = strchr(props[i], '=');
+                if (!eq) {
+                        fprintf(stderr, "rdkafka_latency: -%c wants prop=value, not %s\n", flag, props[i]);
+                        exit(2);
+                }
+                *eq = '\0';
+                set(c, props[i], eq + 1);
+        }
+}
+
 int main(int argc, char **argv) {
         const char *brokers = "127.0.0.1:9092", *topic = NULL, *acks = "-1";
         int size = 1024, partitions = 1, quiet = 0, opt, i;
@@ -199,15 +212,7 @@ int main(int argc, char **argv) {
         set(cc, "group.id", "skiff-bench-latency");
         set(cc, "enable.auto.commit", "false");
         set(cc, "enable.partition.eof", "false");
-        for (i = 0; i < nc; i++) {
-                char *eq = strchr(cs[i], '=');
-                if (!eq) {
-                        fprintf(stderr, "rdkafka_latency: -C wants prop=value, not %s\n", cs[i]);
-                        return 2;
-                }
-                *eq = '\0';
-                set(cc, cs[i], eq + 1);
-        }
+        set_all(cc, cs, nc, 'C');
         rd_kafka_t *crk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
         if (!crk) {
                 fprintf(stderr, "rdkafka_latency: consumer: %s\n", err);
@@ -232,15 +237,7 @@ int main(int argc, char **argv) {
         set(pc, "bootstrap.servers", brokers);
         set(pc, "acks", acks);
         set(pc, "linger.ms", "1");
-        for (i = 0; i < nx; i++) {
-                char *eq = strchr(xs[i], '=');
-                if (!eq) {
-                        fprintf(stderr, "rdkafka_latency: -X wants prop=value, not %s\n", xs[i]);
-                        return 2;
-                }
-                *eq = '\0';
-                set(pc, xs[i], eq + 1);
-        }
+        set_all(pc, xs, nx, 'X');
         rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
         if (!rk) {

@@ -235,7 +235,6 @@ export class Flusher {
     try {
       await commit.done;
     } catch (err) {
-      this.objectsInFlight.delete(objectKey);
       for (const { partition } of job.parts) partition.abandonUncommitted(err as Error);
       this.unflushedBytes -= job.bytes;
       m.unflushedBytes.set(this.unflushedBytes);
@@ -246,8 +245,9 @@ export class Flusher {
         this.o.log.error({ err, objectKey }, 'flush abandoned');
       }
       return;
+    } finally {
+      this.objectsInFlight.delete(objectKey);
     }
-    this.objectsInFlight.delete(objectKey);
     job.parts.forEach(({ partition, entries }, i) => {
       const e = extents[i];
       partition.committed(entries, {

@@ -182,11 +182,6 @@ export class FsObjectStore implements ObjectStore {
   }
 
   /**
-   * The open directory at `dirPath`, once `create` has made a temp entry in it. delete()
-   * prunes empty directories, so a directory made here can vanish before the temp entry is
-   * created in it; that race is retried rather than locked against.
-   */
-  /**
    * Writes an unpublished object under its own name. Its directory entry exists once the file
    * is open, so the directory's sync runs alongside the data's O_DSYNC writes.
    */
@@ -202,21 +197,23 @@ export class FsObjectStore implements ObjectStore {
         await Promise.all([written, this.syncDir(dir)]);
       } catch (err) {
         await written.catch(() => undefined);
-        await fh!.close().catch(() => undefined);
-        fh = undefined;
         await unlink(file).catch(() => undefined);
         throw err;
       }
       // Durable already (O_DSYNC data, synced entry): the close need not hold up the caller.
-      const closing = fh!.close();
+      fh!.close().catch(() => undefined);
       fh = undefined;
-      closing.catch(() => undefined);
     } finally {
       await fh?.close().catch(() => undefined);
       if (dir) this.release(dir);
     }
   }
 
+  /**
+   * The open directory at `dirPath`, once `create` has made a temp entry in it. delete()
+   * prunes empty directories, so a directory made here can vanish before the temp entry is
+   * created in it; that race is retried rather than locked against.
+   */
   private async usableDir(dirPath: string, create: () => Promise<void>): Promise<Dir> {
     let dir: Dir | undefined;
     for (let attempt = 0; ; attempt++) {
