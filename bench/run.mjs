@@ -15,7 +15,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run, startProcess, freePort, waitHttp, waitTcp, memOf, cpuOf, cpuWindow, machineCpu, commandLog, setScenario, setNice, setDiskDevice } from './lib/proc.mjs';
-import { median, summarize, readLatencyFile, parseMetrics, metricsDelta } from './lib/stats.mjs';
+import { median, summarize, readLatencyFile, parseMetrics, metricsDelta, serverTime, SERVER_TIME_METRICS } from './lib/stats.mjs';
 import { writeChart } from './lib/chart.mjs';
 import { writeReport, evaluateTargets } from './lib/report.mjs';
 import { summarizeProfile } from './profile-summary.mjs';
@@ -675,8 +675,8 @@ if (want('memory')) {
         await waitHttp(`http://127.0.0.1:${hport}/healthz`, 60_000, () => proxy.child.exitCode === null);
         await sleep(3000);
         const mem = memOf(proxy.pid);
-        results.skiff.proxyIdle.runs.push({ rss: mem.rss, hwm: mem.hwm });
-        return `idle RSS ${(mem.rss / 1e6).toFixed(1)} MB (peak ${(mem.hwm / 1e6).toFixed(1)} MB)`;
+        results.skiff.proxyIdle.runs.push({ rss: mem.rss, hwm: mem.hwm, anon: mem.anon, file: mem.file });
+        return `idle RSS ${(mem.rss / 1e6).toFixed(1)} MB (peak ${(mem.hwm / 1e6).toFixed(1)} MB; own ${(mem.anon / 1e6).toFixed(1)} MB, mapped files ${(mem.file / 1e6).toFixed(1)} MB)`;
       } finally {
         for (const p of procs) await p.stop('SIGTERM', 10_000);
         rmSync(dir, { recursive: true, force: true });
@@ -688,6 +688,7 @@ if (want('memory')) {
   const floors = [
     ['node', 'setInterval(() => {}, 1e9)'],
     ['node + etcd3 + nats', "require('etcd3'); require('nats'); setInterval(() => {}, 1e9)"],
+    ['node + every library a proxy loads (etcd3, nats, prom-client, pino, commander)', "for (const m of ['etcd3', 'nats', 'prom-client', 'pino', 'commander']) require(m); setInterval(() => {}, 1e9)"],
   ];
   for (const [label, script] of floors) {
     step('memory', `RSS floor: ${label}`, async () => {
@@ -696,8 +697,8 @@ if (want('memory')) {
       try {
         await sleep(3000);
         const mem = memOf(p.pid);
-        (results.skiff.proxyIdle.floors ??= []).push({ label, rss: mem.rss });
-        return `idle RSS ${(mem.rss / 1e6).toFixed(1)} MB`;
+        (results.skiff.proxyIdle.floors ??= []).push({ label, rss: mem.rss, anon: mem.anon, file: mem.file });
+        return `idle RSS ${(mem.rss / 1e6).toFixed(1)} MB (own ${(mem.anon / 1e6).toFixed(1)} MB, mapped files ${(mem.file / 1e6).toFixed(1)} MB)`;
       } finally {
         await p.stop('SIGTERM', 5_000);
       }
@@ -999,7 +1000,9 @@ if (want('latency')) {
           const fn = client === 'rdkafka_latency' ? latencyWithRdkafkaLatency : latencyWithRdkafkaPerformance;
           const r = await fn(srv, topic, { size, acks, rate, label, consumerFetchBytes });
           r.cpu = win();
-          r.metrics = metricsDelta(m0, await srv.metrics(), ['skiff_broker_segments_rolled_total', 'skiff_broker_flushes_total', 'skiff_broker_checkpoints_total']);
+          const m1 = await srv.metrics();
+          r.metrics = metricsDelta(m0, m1, ['skiff_broker_segments_rolled_total', 'skiff_broker_flushes_total', 'skiff_broker_checkpoints_total']);
+          r.server = serverTime(metricsDelta(m0, m1, SERVER_TIME_METRICS), m1);
           r.peakRss = (await srv.stop()).hwm;
           entry.runs.push(r);
           const a = r.produceLatencyMs ?? {};
@@ -1279,6 +1282,8 @@ function aggregate() {
   const idle = plain.map((s) => s.idleRss).filter(Number.isFinite);
   const peak = plain.map((s) => s.peakRss).filter(Number.isFinite);
   results.skiff.proxyIdle.median = median(results.skiff.proxyIdle.runs.map((r) => r.rss));
+  results.skiff.proxyIdle.medianAnon = median(results.skiff.proxyIdle.runs.map((r) => r.anon));
+  results.skiff.proxyIdle.medianFile = median(results.skiff.proxyIdle.runs.map((r) => r.file));
   results.skiff.rss = { idleMedian: median(idle), idleMin: Math.min(...idle), idleMax: Math.max(...idle), peakMax: Math.max(...peak), servers: results.skiff.servers.length };
 }
 

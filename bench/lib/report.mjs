@@ -73,7 +73,7 @@ export function evaluateTargets(R) {
   atMost('move-drain', `moving partitions of a ${fmt.n(mv?.partitions ?? 1000)}-partition topic ≤ 1 s: drain`, mv?.summary?.drain?.medianMs, 1000, msU, moveDetail('drain', `SIGTERM on a broker owning ${fmt.n(mv?.runs?.[0]?.drain?.moved)} of them → the last of those Online on another broker`));
   const px = R.skiff.proxyIdle;
   if (px && Number.isFinite(px.median)) {
-    atMost('idle-rss', 'proxy idle RSS ≤ 60 MB', px.median / 1e6, 60, (x) => `${x.toFixed(1)} MB`, `\`skiff proxy\` on a throwaway etcd and nats-server, no clients, VmRSS 3 s after /healthz, median of ${px.runs.length} start(s); for comparison \`skiff dev\` (proxy + broker + coordinator) idles at ${mb(R.skiff.rss?.idleMedian)}${(px.floors ?? []).map((f) => `; ${f.label} alone: ${mb(f.rss)}`).join('')}`);
+    atMost('idle-rss', 'proxy idle RSS ≤ 60 MB', px.median / 1e6, 60, (x) => `${x.toFixed(1)} MB`, `\`skiff proxy\` on a throwaway etcd and nats-server, no clients, VmRSS 3 s after /healthz, median of ${px.runs.length} start(s); for comparison \`skiff dev\` (proxy + broker + coordinator) idles at ${mb(R.skiff.rss?.idleMedian)}${(px.floors ?? []).map((f) => `; ${f.label} alone: ${mb(f.rss)}${Number.isFinite(f.file) ? ` (${mb(f.file)} of it mapped files)` : ''}`).join('')}${Number.isFinite(px.medianFile) ? `. Of the proxy's RSS, ${mb(px.medianAnon)} is its own memory and ${mb(px.medianFile)} pages of mapped files, mostly the node binary's code and data, shared with every other Node process on the host` : ''}`);
   } else {
     const idle = R.skiff.rss?.idleMedian;
     atMost('idle-rss', 'proxy idle RSS ≤ 60 MB', Number.isFinite(idle) ? idle / 1e6 : NaN, 60, (x) => `${x.toFixed(1)} MB`, `measured on \`skiff dev\` (proxy + broker + coordinator in one process${px?.note ? `; ${px.note}` : ''}), VmRSS 1 s after /readyz, median of ${R.skiff.rss?.servers ?? 0} starts`);
@@ -327,6 +327,22 @@ export function writeReport(R, path) {
       L.push('Skiff runs:');
       L.push('');
       L.push(...runsDetail);
+      L.push('');
+    }
+    const timed = R.skiff.latency.flatMap((e) => e.runs.filter((r) => r.server).map((r) => [e, r]));
+    if (timed.length) {
+      // Histogram figures are bucket upper bounds; a quantile past the last bound is null in JSON.
+      const le = (h, k) => (!h?.count ? '–' : h[k] == null || h[k] === Infinity ? 'over the last bucket' : `≤ ${h[k]} ms`);
+      L.push('Where the time goes, per run, from the server\'s own metrics over the run: *Produce request* is the proxy\'s time from a request\'s frame read to its response queued (acks=all: it includes the flush); *flush* is a WAL object from its flush start to its commit, split into *wait* (its oldest batch appended → flush start), *write* (the object\'s put, fsync included) and *commit* (object written → commit record durable). *Event-loop timer* is the interval between ticks of a 10 ms timer (10 ms means no delay; more is time the loop was busy or the process was not scheduled). Percentiles of server histograms are bucket upper bounds. The gap between the client\'s p99 and the server\'s is time outside request handling: a request waiting in its socket while the loop is busy, the client\'s own scheduling on the shared cores, and the network stack.');
+      L.push('');
+      L.push('| run | client produce p99 | Produce request p50 | p99 | flush p99 | wait p99 | write p99 | commit p99 | event-loop timer p99 | max | GC pauses |');
+      L.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+      for (const [e, r] of timed) {
+        const t = r.server;
+        const gc = Object.entries(t.gc ?? {});
+        const gcText = gc.length ? `${ms(gc.reduce((a, [, g]) => a + g.pauseMs, 0))} in ${fmt.n(gc.reduce((a, [, g]) => a + g.count, 0))} (${gc.map(([k, g]) => `${k} ${g.count}, longest ≤ ${g.longestMsAtMost ?? '?'} ms`).join('; ')})` : '–';
+        L.push(`| ${sizeName(e.size)} acks=${acksName(e.acks)} [${e.client}]${e.fixedRate ? ` at ${fmt.n(e.fixedRate)} msg/s` : ''}${e.consumerFetchBytes ? `, ${e.consumerFetchBytes / 2 ** 20} MiB fetches` : ''} | ${ms(r.produceLatencyMs?.p99)} | ${le(t.produceRequest, 'p50')} | ${le(t.produceRequest, 'p99')} | ${le(t.flush, 'p99')} | ${le(t.flushWait, 'p99')} | ${le(t.flushWrite, 'p99')} | ${le(t.flushCommit, 'p99')} | ${ms(t.eventLoopIntervalMs?.p99)} | ${ms(t.eventLoopIntervalMs?.max)} | ${gcText} |`);
+      }
       L.push('');
     }
   }

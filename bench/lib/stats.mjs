@@ -57,6 +57,74 @@ export function metricsDelta(before, after, names) {
   return out;
 }
 
+/**
+ * A Prometheus histogram out of parsed metrics (for a window, pass a metricsDelta): its count,
+ * mean and, for each quantile, the upper bound of the bucket that holds it (Infinity when it
+ * is past the last finite bound). `labels` picks one series, e.g. { stage: 'write' }.
+ */
+export function histogram(m, name, labels = {}) {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  const matches = (key) => {
+    const i = key.indexOf('{');
+    const labelText = i < 0 ? '' : key.slice(i);
+    return want.every((w) => labelText.includes(w));
+  };
+  const buckets = [];
+  let count = 0;
+  let sum = 0;
+  for (const [key, v] of Object.entries(m)) {
+    if (!matches(key)) continue;
+    if (key.startsWith(`${name}_bucket{`)) {
+      const le = key.match(/le="([^"]+)"/)?.[1];
+      if (le !== undefined) buckets.push([le === '+Inf' ? Infinity : Number(le), v]);
+    } else if (key === `${name}_count` || key.startsWith(`${name}_count{`)) count += v;
+    else if (key === `${name}_sum` || key.startsWith(`${name}_sum{`)) sum += v;
+  }
+  buckets.sort((a, b) => a[0] - b[0]);
+  const quantile = (q) => {
+    if (!(count > 0)) return NaN;
+    for (const [le, n] of buckets) if (n >= q * count) return le;
+    return Infinity;
+  };
+  return { count, mean: count > 0 ? sum / count : NaN, sum, p50: quantile(0.5), p99: quantile(0.99), p999: quantile(0.999), max: quantile(1) };
+}
+
+/** The metrics the latency runs read, to say where a produce request's time went. */
+export const SERVER_TIME_METRICS = [
+  'skiff_proxy_request_seconds',
+  'skiff_broker_flush_seconds',
+  'skiff_broker_flush_stage_seconds',
+  'skiff_nodejs_gc_duration_seconds',
+];
+
+/**
+ * Where produce time went on the server during a run, in milliseconds: Produce requests
+ * (frame read to response queued), whole flushes and their stages (wait for the flush,
+ * WAL object write, commit), garbage-collection pauses, and the event loop's timer
+ * intervals (`after` is the run's last scrape; prom-client resets those at every scrape, so
+ * they cover the run). Histogram figures are bucket upper bounds.
+ */
+export function serverTime(delta, after) {
+  const ms = (h) => ({ count: h.count, p50: h.p50 * 1000, p99: h.p99 * 1000, p999: h.p999 * 1000, mean: Number((h.mean * 1000).toFixed(3)) });
+  const gcKinds = {};
+  for (const kind of ['minor', 'major', 'incremental', 'weakcb']) {
+    const h = histogram(delta, 'skiff_nodejs_gc_duration_seconds', { kind });
+    if (h.count > 0) gcKinds[kind] = { count: h.count, pauseMs: Number((h.sum * 1000).toFixed(1)), longestMsAtMost: h.max * 1000 };
+  }
+  return {
+    produceRequest: ms(histogram(delta, 'skiff_proxy_request_seconds', { api: 'Produce' })),
+    flush: ms(histogram(delta, 'skiff_broker_flush_seconds')),
+    flushWait: ms(histogram(delta, 'skiff_broker_flush_stage_seconds', { stage: 'wait' })),
+    flushWrite: ms(histogram(delta, 'skiff_broker_flush_stage_seconds', { stage: 'write' })),
+    flushCommit: ms(histogram(delta, 'skiff_broker_flush_stage_seconds', { stage: 'commit' })),
+    gc: gcKinds,
+    eventLoopIntervalMs: {
+      p99: Number(((after.skiff_nodejs_eventloop_lag_p99_seconds ?? NaN) * 1000).toFixed(1)),
+      max: Number(((after.skiff_nodejs_eventloop_lag_max_seconds ?? NaN) * 1000).toFixed(1)),
+    },
+  };
+}
+
 export const fmt = {
   n(x, d = 0) {
     if (!Number.isFinite(x)) return '–';
