@@ -66,6 +66,8 @@ interface ProcessInfo {
   name: string;
   pid: number;
   command: string;
+  /** Brokers and proxies: their /metrics port. */
+  httpPort?: number;
 }
 
 const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
@@ -88,7 +90,7 @@ function children(cluster?: Cluster): ProcessInfo[] {
       if (base === 'esbuild') continue;
       const node = [...(cluster?.brokers ?? []), ...(cluster?.proxies ?? [])].find((p) => p.pid === pid);
       const name = node?.name ?? (args.some((a) => a.includes('S3rver')) ? 's3rver' : args.some((a) => a.endsWith('producer.py')) ? 'producer.py' : base);
-      out.push({ name, pid, command: args.map((a) => quote(relPath(a))).join(' ') });
+      out.push({ name, pid, command: args.map((a) => quote(relPath(a))).join(' '), ...(node ? { httpPort: node.httpPort } : {}) });
     } catch {
       // gone meanwhile
     }
@@ -110,9 +112,9 @@ function noteHelpers(cluster: Cluster): void {
   noteCommand(`node ${relPath(SKIFF_MAIN)} cluster --etcd ${cluster.etcd.endpoint} --json`, { note: 'reads the assignments before and after each timed step' });
 }
 
-async function launch(opts: { brokers: number; proxies: number }): Promise<Cluster> {
+async function launch(opts: { brokers: number; proxies: number; brokerArgs?: string[] }): Promise<Cluster> {
   say(`starting etcd, nats-server, s3rver, ${opts.brokers} broker(s) and ${opts.proxies} proxy (lease TTL ${LEASE_TTL} s)`);
-  const cluster = await startCluster({ brokers: opts.brokers, proxies: opts.proxies, leaseTtlSeconds: LEASE_TTL, advertiseMode: 'direct' });
+  const cluster = await startCluster({ brokers: opts.brokers, proxies: opts.proxies, leaseTtlSeconds: LEASE_TTL, advertiseMode: 'direct', brokerArgs: opts.brokerArgs });
   current = cluster;
   noteChildren(cluster);
   noteHelpers(cluster);
@@ -207,7 +209,9 @@ const firstLog = (b: ClusterProc | undefined, msg: string, since: number) => Num
 async function serve(): Promise<void> {
   const topic = option('--topic', 'bench');
   const partitions = Number(option('--partitions', '64'));
-  const cluster = await launch({ brokers: Number(option('--brokers', '3')), proxies: 1 });
+  // Extra broker flags, space-separated (e.g. "--flush-ms 250 --flush-min-ms 250").
+  const brokerArgs = option('--broker-args', '').split(' ').filter(Boolean);
+  const cluster = await launch({ brokers: Number(option('--brokers', '3')), proxies: 1, brokerArgs });
   say(`creating ${topic} with ${partitions} partitions`);
   await createTopic(cluster, topic, partitions);
   await allOnline(cluster, topic, partitions);

@@ -145,6 +145,12 @@ const C = {
       [1024, -1, 64],
       [1024, 1, 64],
     ],
+    // A steady light load, where object-storage requests per byte are highest: [size, acks, partitions, msgs/s]
+    // with the brokers' flags for it: the defaults, and flushes 250 ms apart
+    lightLoad: [
+      [1024, -1, 64, 1000, []],
+      [1024, -1, 64, 1000, ['--flush-ms', '250', '--flush-min-ms', '250']],
+    ],
     failoverKills: QUICK ? 3 : 5,
     failoverPartitions: 64,
     failoverRate: 2000, // msg/s over all partitions: one message per partition every 32 ms
@@ -257,7 +263,7 @@ const results = {
   software: {},
   build: {},
   skiff: { produce: [], tail: [], catchup: [], latency: [], servers: [], proxyIdle: { runs: [] } },
-  cluster: { produce: [], failover: null, move: null },
+  cluster: { produce: [], lightLoad: [], failover: null, move: null },
   jetstream: { pubAsync: [], pubSync: [], consume: [], latency: [], servers: [] },
   limits: {},
   profile: null,
@@ -905,10 +911,10 @@ function worstSeconds(file) {
     .slice(0, 3);
 }
 
-async function latencyWithRdkafkaLatency(srv, topic, { size, acks, rate, consumerFetchBytes }) {
+async function latencyWithRdkafkaLatency(srv, topic, { size, acks, rate, consumerFetchBytes, partitions = 1 }) {
   const series = join(runRoot, `lat-series-${topic}.txt`);
   const consumer = consumerFetchBytes ? ['-C', `fetch.message.max.bytes=${consumerFetchBytes}`] : [];
-  const r = await run(RDKLAT, ['-b', srv.broker, '-t', topic, '-s', String(size), '-a', String(acks), '-r', String(rate), '-d', String(C.latencySeconds), '-w', '1', '-X', `linger.ms=${C.latencyLinger}`, ...consumer, '-A', series], {
+  const r = await run(RDKLAT, ['-b', srv.broker, '-t', topic, '-s', String(size), '-a', String(acks), '-r', String(rate), '-d', String(C.latencySeconds), '-w', '1', '-p', String(partitions), '-X', `linger.ms=${C.latencyLinger}`, ...consumer, '-A', series], {
     cwd: REPO,
     logFile: scenarioLog,
     timeoutMs: (C.latencySeconds + 90) * 1000,
@@ -1089,10 +1095,10 @@ const showClusterProgress = (line, stream) => stream === 'stderr' && line.starts
  * A cluster (`bench/cluster.ts serve`) with `topic` created and Online, held until stop():
  * the load runs from here, and /proc of its processes is read from here.
  */
-async function startCluster({ label, topic, partitions }) {
+async function startCluster({ label, topic, partitions, brokerArgs = [] }) {
   let ready;
   const gotReady = new Promise((resolve, reject) => (ready = { resolve, reject }));
-  const p = run(VITE_NODE, [...clusterArgs('serve', label), '--topic', topic, '--partitions', String(partitions), '--brokers', String(C.cluster.brokers)], {
+  const p = run(VITE_NODE, [...clusterArgs('serve', label), '--topic', topic, '--partitions', String(partitions), '--brokers', String(C.cluster.brokers), ...(brokerArgs.length ? ['--broker-args', brokerArgs.join(' ')] : [])], {
     cwd: REPO,
     env: { TMPDIR: runRoot },
     logFile: join(logDir, `${label.replace(/[^\w=.-]+/g, '_').slice(0, 60)}-cluster.log`),
@@ -1166,6 +1172,36 @@ async function clusterScenario(mode, label, args, timeoutMs) {
   return out;
 }
 
+/** skiff_object_store_requests_total{store="s3"} summed over the cluster's brokers and proxies, by request. */
+async function objectRequests(processes) {
+  const out = {};
+  for (const x of processes) {
+    if (!x.httpPort) continue;
+    try {
+      const res = await fetch(`http://127.0.0.1:${x.httpPort}/metrics`, { signal: AbortSignal.timeout(5000) });
+      for (const [k, v] of Object.entries(parseMetrics(await res.text()))) {
+        const m = k.match(/^skiff_object_store_requests_total\{(.*)\}$/);
+        if (!m || !m[1].includes('store="s3"')) continue;
+        const request = m[1].match(/request="([^"]+)"/)?.[1];
+        if (request) out[request] = (out[request] ?? 0) + v;
+      }
+    } catch {
+      /* a process that does not answer counts nothing */
+    }
+  }
+  return out;
+}
+
+/** Requests per second per broker over a run, by request, from two objectRequests() readings. */
+function objectRequestRates(before, after, seconds, brokers) {
+  const perBroker = {};
+  for (const [k, v] of Object.entries(after)) {
+    const n = v - (before[k] ?? 0);
+    if (n > 0) perBroker[k] = Number((n / seconds / Math.max(1, brokers)).toFixed(1));
+  }
+  return { seconds: Number(seconds.toFixed(1)), brokers, perBrokerPerSecond: perBroker };
+}
+
 if (want('cluster')) {
   for (const [size, acks, partitions] of C.cluster.produce) {
     const entry = { size, acks, partitions, brokers: C.cluster.brokers, proxies: 1, runs: [] };
@@ -1178,9 +1214,11 @@ if (want('cluster')) {
         try {
           const win = measureWindow(c.processes.map((x) => x.pid));
           const cpu0 = c.processes.map((x) => cpuOf(x.pid).self);
+          const requests0 = await objectRequests(c.processes);
           const t0 = performance.now();
           const r = await rdkProduce(c, topic, { size, acks, seconds: C.produceSeconds, count: Math.floor(C.maxProduceBytes / size), label });
           const wall = (performance.now() - t0) / 1000;
+          r.objectRequests = objectRequestRates(requests0, await objectRequests(c.processes), wall, c.processes.filter((x) => /^broker/.test(x.name)).length);
           r.cpu = win();
           const cpuPct = c.processes.map((x, i) => (100 * (cpuOf(x.pid).self - cpu0[i])) / wall);
           const mem = await c.stop();
@@ -1192,12 +1230,32 @@ if (want('cluster')) {
           const of = (re) => r.processes.filter((x) => re.test(x.name));
           const peak = (re) => Math.max(...of(re).map((x) => x.peakRss));
           const cpu = (re) => of(re).reduce((a, x) => a + x.cpuPct, 0);
-          return `${Math.round(r.msgsPerSec).toLocaleString('en-US')} msg/s  ${r.mbPerSec.toFixed(1)} MB/s  CPU brokers ${cpu(/^broker/).toFixed(0)}% proxy ${cpu(/^proxy/).toFixed(0)}%  peak RSS brokers ≤ ${(peak(/^broker/) / 1e6).toFixed(0)} MB, proxy ${(peak(/^proxy/) / 1e6).toFixed(0)} MB  other ${r.cpu.otherCpuPct}%`;
+          return `${Math.round(r.msgsPerSec).toLocaleString('en-US')} msg/s  ${r.mbPerSec.toFixed(1)} MB/s  CPU brokers ${cpu(/^broker/).toFixed(0)}% proxy ${cpu(/^proxy/).toFixed(0)}%  peak RSS brokers ≤ ${(peak(/^broker/) / 1e6).toFixed(0)} MB, proxy ${(peak(/^proxy/) / 1e6).toFixed(0)} MB  S3 PUTs ${r.objectRequests.perBrokerPerSecond.PutObject ?? 0}/s per broker  other ${r.cpu.otherCpuPct}%`;
         } finally {
           await c.stop().catch(() => undefined);
         }
       });
     }
+  }
+  for (const [size, acks, partitions, rate, brokerArgs] of C.cluster.lightLoad) {
+    const entry = { size, acks, partitions, rate, brokerArgs, brokers: C.cluster.brokers, proxies: 1, runs: [] };
+    results.cluster.lightLoad.push(entry);
+    const label = `cluster light load: ${sizeName(size)} acks=${acksName(acks)} p=${partitions} at ${rate.toLocaleString('en-US')} msg/s${brokerArgs.length ? `, brokers ${brokerArgs.join(' ')}` : ''}`;
+    step('cluster', label, async () => {
+      const topic = `light-${size}-${acksName(acks)}-${partitions}`;
+      const c = await startCluster({ label, topic, partitions, brokerArgs });
+      try {
+        const requests0 = await objectRequests(c.processes);
+        const t0 = performance.now();
+        const r = await latencyWithRdkafkaLatency(c, topic, { size, acks, rate, partitions });
+        r.objectRequests = objectRequestRates(requests0, await objectRequests(c.processes), (performance.now() - t0) / 1000, C.cluster.brokers);
+        entry.runs.push(r);
+        const a = r.produceLatencyMs ?? {};
+        return `rate ${Math.round(r.achievedMsgsPerSec).toLocaleString('en-US')}/s  produce p50/p99 ${a.p50}/${a.p99} ms  S3 PUTs ${r.objectRequests.perBrokerPerSecond.PutObject ?? 0}/s per broker`;
+      } finally {
+        await c.stop().catch(() => undefined);
+      }
+    });
   }
   {
     const n = C.cluster.failoverKills;
@@ -1310,6 +1368,7 @@ async function main() {
   const dflt = (key) => Number((table.match(new RegExp('`--' + key + '` \\| `[A-Z_]+` \\| `(\\d+)`')) ?? [])[1]);
   results.skiff.settings = {
     flushMs: dflt('flush-ms'),
+    flushMinMs: dflt('flush-min-ms'),
     flushBytes: dflt('flush-bytes'),
     cacheBytes: dflt('cache-bytes'),
     maxUnflushedBytes: dflt('max-unflushed-bytes'),

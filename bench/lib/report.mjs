@@ -1,7 +1,7 @@
 // The results file: targets (met or missed and by how much), every figure, the machine and
 // every command that was run.
 import { writeFileSync } from 'node:fs';
-import { fmt } from './stats.mjs';
+import { fmt, median } from './stats.mjs';
 
 const acksName = (a) => (a === -1 ? 'all' : String(a));
 const sizeName = (s) => (s >= 1024 ? `${s / 1024} KiB` : `${s} B`);
@@ -119,6 +119,29 @@ function clusterSection(R, L) {
       }
       L.push('');
     }
+  }
+  // What an S3 bill counts: requests. Median per request name over the runs.
+  const loads = [
+    ...(C.produce ?? []).map((e) => ({ e, name: `${sizeName(e.size)} acks=${acksName(e.acks)} p=${e.partitions}, as fast as it goes` })),
+    ...(C.lightLoad ?? []).map((e) => ({ e, name: `${sizeName(e.size)} acks=${acksName(e.acks)} p=${e.partitions} at ${fmt.n(e.rate)} msg/s${e.brokerArgs?.length ? `, brokers \`${e.brokerArgs.join(' ')}\`` : ''}` })),
+  ].filter(({ e }) => e.runs.some((r) => r.objectRequests));
+  if (loads.length) {
+    const rate = (e, k) => median(e.runs.map((r) => r.objectRequests?.perBrokerPerSecond?.[k] ?? 0));
+    const kinds = [...new Set(loads.flatMap(({ e }) => e.runs.flatMap((r) => Object.keys(r.objectRequests?.perBrokerPerSecond ?? {}))))].sort();
+    L.push('### Object-storage requests');
+    L.push('');
+    L.push(`What an S3 bill counts: requests per broker per second, from \`skiff_object_store_requests_total\` of every broker and the proxy over the run, divided by the brokers (median of the runs). A broker writes one PutObject per flush whatever its partition count. A flush starts when \`--flush-bytes\` are pending, \`--flush-ms\` after the first pending batch, or, with no object being written, \`--flush-min-ms\` after the previous flush began (defaults ${R.skiff.settings?.flushMs ?? '?'} ms and ${R.skiff.settings?.flushMinMs ?? '?'} ms): a light steady load, not a heavy one, makes the most PUTs. The light-load run is bench/latency/rdkafka_latency against the proxy; its durable produce latency is that of brokers writing to s3rver on this machine.`);
+    L.push('');
+    L.push(`| request | ${loads.map((x) => x.name).join(' | ')} |`);
+    L.push(`| --- | ${loads.map(() => '---:').join(' | ')} |`);
+    for (const k of kinds) L.push(`| ${k} | ${loads.map(({ e }) => `${fmt.n(rate(e, k), 1)}/s`).join(' | ')} |`);
+    const month = 86400 * 30;
+    L.push(`| PutObject per broker per month, and at S3 Standard's list price of $0.005 per 1,000 | ${loads.map(({ e }) => `${fmt.n((rate(e, 'PutObject') * month) / 1e6, 1)} M, $${fmt.n((rate(e, 'PutObject') * month * 0.005) / 1000, 0)}`).join(' | ')} |`);
+    const lat = (e, k) => median(e.runs.map((r) => r.produceLatencyMs?.[k]));
+    if (loads.some(({ e }) => e.rate)) L.push(`| produce p50 / p99 | ${loads.map(({ e }) => (e.rate ? `${ms(lat(e, 'p50'))} / ${ms(lat(e, 'p99'))}` : '')).join(' | ')} |`);
+    L.push('');
+    L.push('`--flush-ms` and `--flush-min-ms` trade these requests against durable-produce latency (README, Object storage requests).');
+    L.push('');
   }
   const fo = C.failover;
   if (fo) {
@@ -395,7 +418,7 @@ export function writeReport(R, path) {
     L.push('');
   }
 
-  if (R.cluster && (R.cluster.produce.length || R.cluster.failover || R.cluster.move)) clusterSection(R, L);
+  if (R.cluster && (R.cluster.produce.length || R.cluster.lightLoad?.length || R.cluster.failover || R.cluster.move)) clusterSection(R, L);
 
   // Profile
   if (R.profile) {

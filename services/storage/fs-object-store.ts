@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { storageMetrics as m } from './metrics.js';
 import {
   ObjectNotFoundError,
   bodyBuffers,
@@ -141,6 +142,7 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async put(key: string, body: PutBody, options: PutOptions = {}): Promise<void> {
+    m.requests.inc({ store: 'fs', request: 'PutObject' });
     const file = this.pathOf(key);
     this.manifests.delete(key);
     // WAL objects (every durable produce waits on one) are plain buffers: no planning for them.
@@ -411,6 +413,7 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async get(key: string, range?: ByteRange): Promise<Buffer> {
+    m.requests.inc({ store: 'fs', request: 'GetObject' });
     const file = this.pathOf(key);
     const known = this.manifests.get(key);
     if (known) return this.readComposed(key, known, range);
@@ -447,6 +450,7 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
+    m.requests.inc({ store: 'fs', request: 'HeadObject' });
     const file = this.pathOf(key);
     try {
       const st = await stat(file);
@@ -459,6 +463,7 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async delete(key: string): Promise<void> {
+    m.requests.inc({ store: 'fs', request: 'DeleteObject' });
     const file = this.pathOf(key);
     this.manifests.delete(key);
     let existed = true;
@@ -483,6 +488,7 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async list(prefix: string): Promise<ObjectInfo[]> {
+    m.requests.inc({ store: 'fs', request: 'ListObjectsV2' });
     // Start the walk at the deepest directory the prefix pins down instead of the root.
     const slash = prefix.lastIndexOf('/');
     const baseKey = slash >= 0 ? prefix.slice(0, slash + 1) : '';

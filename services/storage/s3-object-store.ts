@@ -20,6 +20,7 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
+import { storageMetrics as m } from './metrics.js';
 import { ObjectNotFoundError, bodyBuffers, type ByteRange, type ObjectInfo, type ObjectStore, type PutBody } from './object-store.js';
 
 export interface S3ObjectStoreOptions {
@@ -129,6 +130,15 @@ export class S3ObjectStore implements ObjectStore {
         httpsAgent: { keepAlive: true, maxSockets: 64 },
       },
     });
+    // One count per request sent: the SDK does not retry (maxAttempts 1), so retries, the
+    // parts of a multipart upload and the pages of a listing are each counted.
+    this.client.middlewareStack.add(
+      (next, context) => (args) => {
+        m.requests.inc({ store: 's3', request: String(context.commandName ?? 'unknown').replace(/Command$/, '') });
+        return next(args);
+      },
+      { step: 'initialize', name: 'skiffRequestCount' },
+    );
   }
 
   /** Creates the bucket unless it already exists. */

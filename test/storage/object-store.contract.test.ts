@@ -13,6 +13,20 @@ import { FsObjectStore, InvalidObjectKeyError } from '../../services/storage/fs-
 import { ObjectNotFoundError, type ObjectStore } from '../../services/storage/object-store.js';
 import { S3ObjectStore, S3RetriesExhaustedError, type S3ObjectStoreOptions } from '../../services/storage/s3-object-store.js';
 import { freePort, startS3, type S3Server } from '../support/servers.js';
+import { storageMetrics } from '../../services/storage/metrics.js';
+
+/** skiff_object_store_requests_total now, by request name, for one store kind. */
+async function requestCounts(store: 'fs' | 's3'): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const v of (await storageMetrics.requests.get()).values) if (v.labels.store === store) out.set(String(v.labels.request), v.value);
+  return out;
+}
+
+function countsSince(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of after) if (v - (before.get(k) ?? 0) > 0) out[k] = v - (before.get(k) ?? 0);
+  return out;
+}
 
 const MiB = 1024 * 1024;
 
@@ -195,6 +209,19 @@ objectStoreContract('FsObjectStore', () => ({
 }));
 
 describe('FsObjectStore', () => {
+  it('counts its operations under the S3 request each stands for', async () => {
+    const store = new FsObjectStore(await mkdtemp(path.join(os.tmpdir(), 'skiff-fs-count-')));
+    const before = await requestCounts('fs');
+    await store.put('a/1', Buffer.from('x'));
+    await store.put('a/2', [Buffer.from('y'), Buffer.from('z')], { unpublished: true });
+    await store.get('a/1');
+    await store.head('a/2');
+    await store.list('a/');
+    await store.delete('a/1');
+    expect(countsSince(before, await requestCounts('fs'))).toEqual({ PutObject: 2, GetObject: 1, HeadObject: 1, ListObjectsV2: 1, DeleteObject: 1 });
+    await store.close();
+  });
+
   it('leaves no temp files behind after puts and prunes directories its deletes emptied', async () => {
     const root = await tempDir();
     const store = new FsObjectStore(root);
@@ -479,6 +506,24 @@ describe('with s3rver', () => {
         const before = proxy.requests;
         await expect(store.get('missing')).rejects.toBeInstanceOf(ObjectNotFoundError);
         expect(proxy.requests - before).toBe(1);
+        await store.close();
+      });
+
+      it('counts every request the server receives, retries and multipart parts included, by S3 API name', async () => {
+        const store = new S3ObjectStore(opts({ endpoint: proxy.endpoint, multipartThresholdBytes: 5 * MiB, partSizeBytes: 5 * MiB }));
+        const before = await requestCounts('s3');
+        const served = proxy.requests;
+        proxy.failNext(1, 'slowdown');
+        await store.put('counted/big', randomBytes(11 * MiB));
+        await store.put('counted/small', Buffer.from('x'));
+        await store.get('counted/small');
+        await store.head('counted/big');
+        await store.list('counted/');
+        await store.delete('counted/small');
+        const counts = countsSince(before, await requestCounts('s3'));
+        expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(proxy.requests - served);
+        // The 503 met the upload's first request, so it was sent twice and billed twice.
+        expect(counts).toEqual({ CreateMultipartUpload: 2, UploadPart: 3, CompleteMultipartUpload: 1, PutObject: 1, GetObject: 1, HeadObject: 1, ListObjectsV2: 1, DeleteObject: 1 });
         await store.close();
       });
 
