@@ -44,7 +44,7 @@ export const SETTINGS: Setting[] = [
   { key: 'max-unflushed-bytes', kind: 'int', default: '67108864', doc: 'Stop reading producer sockets while more bytes than this wait for a flush.', scope: DEV_BROKER },
   { key: 'max-roll-backlog-bytes', kind: 'int', default: '134217728', doc: 'Stop reading producer sockets while partitions hold more WAL data than this beyond a full segment each, waiting to be rolled: under sustained load segments then keep up, and roll from the tail cache.', scope: DEV_BROKER },
   { key: 'max-parked-fetches', kind: 'int', default: '10000', doc: 'Fetches that may wait for data at once; beyond it they are answered at once.', scope: DEV_PROXY },
-  { key: 'flush-ms', kind: 'int', default: '10', doc: 'Longest time a produced batch waits before its WAL object is written.', scope: DEV_BROKER },
+  { key: 'flush-ms', kind: 'int', default: '10', doc: 'Longest time a produced batch waits before its WAL object is written. Each WAL object is one PUT on S3: see Object storage requests.', scope: DEV_BROKER },
   { key: 'flush-bytes', kind: 'int', default: '4194304', doc: 'Write a WAL object as soon as this many bytes are pending.', scope: DEV_BROKER },
   { key: 'flush-max-inflight', kind: 'int', default: '4', doc: 'WAL object writes in flight at once (commits stay in order).', scope: DEV_BROKER },
   { key: 'flush-min-ms', kind: 'int', default: '5', doc: 'Adaptive batching: with no WAL object being written, flush once this long after the previous flush began instead of waiting for flush-ms (objects then grow with the load). A value of flush-ms or more keeps the plain timer.', scope: DEV_BROKER },
