@@ -15,13 +15,13 @@ export const brokerMetrics = {
   flushSeconds: new Histogram({
     name: 'skiff_broker_flush_seconds',
     help: 'Time from flush start to commit',
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    buckets: [0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1, 5],
   }),
   flushStageSeconds: new Histogram({
     name: 'skiff_broker_flush_stage_seconds',
     help: 'Steps of a flush: wait (oldest batch appended to flush start), write (WAL object put), commit (from the object written to its commit record durable; records of objects written meanwhile share one transaction)',
     labelNames: ['stage'],
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1, 5],
   }),
   commitGroupSize: new Histogram({
     name: 'skiff_broker_commit_group_size',
