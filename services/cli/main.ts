@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `skiff` command. `skiff dev` runs everything in one process (what `npm start` runs);
-// `skiff config --markdown` prints the settings table; `skiff partitions` shows partition
+// `skiff config --markdown` prints the settings table, `skiff metrics --markdown` the metrics; `skiff partitions` shows partition
 // states from a running process.
 // First, so that no module loaded after it grows the young generation (young-generation.ts).
 import { releaseYoungGeneration } from './young-generation.js';
@@ -98,6 +98,12 @@ program
   .description('print every setting with its flag, variable and default')
   .option('--markdown', 'as a Markdown table')
   .action(() => console.log(settingsMarkdown()));
+
+program
+  .command('metrics')
+  .description("print Skiff's own Prometheus metrics with their labels and meaning")
+  .option('--markdown', 'as a Markdown table')
+  .action(async () => console.log((await import('./metrics-doc.js')).metricsMarkdown()));
 
 program
   .command('partitions')
