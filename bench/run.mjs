@@ -1464,12 +1464,13 @@ function chartSpec() {
 async function reportFrom(file) {
   const saved = JSON.parse(readFileSync(file, 'utf8'));
   // Results from before a group existed must not show that group's (empty) entries of this run.
-  Object.assign(results, { cluster: { produce: [], failover: null, move: null } }, saved);
-  commandLog.splice(0, commandLog.length, ...saved.commands);
-  results.commands = commandLog;
+  Object.assign(results, { cluster: { produce: [], lightLoad: [], failover: null, move: null } }, saved);
   results.targets = evaluateTargets(results);
   const base = file.replace(/\.json$/, '');
   await writeChart(chartSpec(), `${base}.svg`, `${base}.png`);
+  // The run's own commands, not the chart conversion just done.
+  commandLog.splice(0, commandLog.length, ...saved.commands);
+  results.commands = commandLog;
   writeReport(results, `${base}.md`);
   progress.note(`wrote ${rel(base)}.md and .png from ${rel(file)}`);
 }
