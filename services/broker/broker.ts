@@ -57,6 +57,8 @@ export interface BrokerConfig {
   advertise?: { host: string; port: number; httpPort: number };
 }
 
+/** The tail cache never makes a segment roll smaller than this (segmentBytesOf). */
+const MIN_CAPPED_SEGMENT_BYTES = 1 << 20;
 /** Above this many WAL extents a partition rolls a segment whatever segment.bytes says. */
 const MAX_WAL_EXTENTS = 2000;
 /** Bytes a segment roll indexes between two turns of the event loop. */
@@ -1020,8 +1022,16 @@ export class Broker implements BrokerClient {
 
   // ---- segments, retention, garbage ------------------------------------------------------
 
-  private segmentBytesOf(p: Partition): number {
-    return Number(topicConfigValue(this.deps.topics.getById(p.topicId)?.config ?? {}, 'segment.bytes'));
+  /**
+   * The size at which a partition's WAL extents roll into a segment: the topic's segment.bytes,
+   * but at most half the tail cache, so that a roll still finds its batches in memory. A
+   * larger segment read most of itself back from storage while producers waited on the roll
+   * backlog: with 1 GiB segments and the default 256 MiB cache, produce p99 at 211k msg/s of
+   * 1 KiB went from 35-68 ms to 0.9-1.2 s. Kafka's segment.bytes is a maximum too.
+   */
+  private segmentBytesOf(p: Partition, cfg = this.deps.topics.getById(p.topicId)?.config ?? {}): number {
+    const configured = Number(topicConfigValue(cfg, 'segment.bytes'));
+    return this.cfg.cacheBytes > 0 ? Math.min(configured, Math.max(this.cfg.cacheBytes / 2, MIN_CAPPED_SEGMENT_BYTES)) : configured;
   }
 
   /** A maintenance pass after this turn of the event loop, or right after the one running. */
@@ -1058,7 +1068,7 @@ export class Broker implements BrokerClient {
       for (const p of this.partitionsByKey.values()) {
         if (p.state !== 'Online') continue;
         const cfg = this.deps.topics.getById(p.topicId)?.config ?? {};
-        const segBytes = Number(topicConfigValue(cfg, 'segment.bytes'));
+        const segBytes = this.segmentBytesOf(p, cfg);
         const segMs = Number(topicConfigValue(cfg, 'segment.ms'));
         // By size only full segments roll; by age (or too many extents) everything does.
         // Either way a backlog becomes several segments of at most segment.bytes each.

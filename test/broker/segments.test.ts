@@ -136,6 +136,28 @@ describe('segments, retention and garbage collection', () => {
     values.forEach((v, i) => expect(v).toContain(`msg-${i}-`));
   });
 
+  it('rolls at half the tail cache when segment.bytes is larger, so that no roll reads its batches back', async () => {
+    const dir = await tempDir();
+    const t = await open(dir, { cacheBytes: 2 << 20, flushMinMs: 0 });
+    // A Kafka-style 1 GiB segment.bytes on a broker with a 2 MiB cache.
+    const topic = await t.topics.create('capped', 1, { 'segment.bytes': String(1 << 30) });
+    await t.broker.whenOnline(topic.id, 1, 5000);
+    const gets = vi.spyOn(t.store, 'get');
+    await fill(t.broker, topic.id, 48, 64 * 1024);
+    await t.broker.maintain();
+    expect(gets).not.toHaveBeenCalled();
+    gets.mockRestore();
+    const segments = await t.store.list('segments/');
+    expect(segments.length).toBeGreaterThanOrEqual(2);
+    // Each holds at most 1 MiB of batches (half the cache), plus its index.
+    for (const g of segments) expect(g.size).toBeLessThan((1 << 20) + (64 << 10));
+    await t.broker.close();
+    const again = await open(dir);
+    const values = await readAll(again.broker, topic.id, 0);
+    expect(values).toHaveLength(48);
+    values.forEach((v, i) => expect(v).toContain(`msg-${i}-`));
+  });
+
   it('rolls a segment on the local store by linking the WAL files that hold its batches, not by writing them again', async () => {
     const dir = await tempDir();
     const t = await open(dir);
