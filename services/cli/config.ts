@@ -49,7 +49,7 @@ export const SETTINGS: Setting[] = [
   { key: 'flush-max-inflight', kind: 'int', default: '8', doc: 'WAL object writes in flight at once (commits stay in order).', scope: DEV_BROKER },
   { key: 'flush-min-ms', kind: 'int', default: '5', doc: 'Adaptive batching: with no WAL object being written, flush once this long after the previous flush began instead of waiting for flush-ms (objects then grow with the load). A value of flush-ms or more keeps the plain timer.', scope: DEV_BROKER },
   { key: 'checkpoint-ms', kind: 'int', default: '10000', doc: 'How often changed partitions write their checkpoint.', scope: DEV_BROKER },
-  { key: 'cache-bytes', kind: 'int', default: '268435456', doc: 'Memory for recently committed batches (tail reads).', scope: DEV_BROKER },
+  { key: 'cache-bytes', kind: 'int', default: '268435456', doc: 'Memory for recently committed batches (tail reads). Segments roll at half of it at most, so that rolls read no batch back.', scope: DEV_BROKER },
   { key: 'block-cache-bytes', kind: 'int', default: '67108864', doc: 'Memory for ranges read back from object storage (catch-up reads; a proxy fills it only while serving them).', scope: ALL },
   { key: 'max-message-bytes', kind: 'int', default: '104857600', doc: 'Broker-wide cap on one partition record set; topics cap lower with max.message.bytes.', scope: DEV_BROKER },
   { key: 'lease-ttl-seconds', kind: 'int', default: '5', doc: 'Lease of broker registrations and partition locks.', scope: DEV_BROKER },
