@@ -14,7 +14,7 @@ export const TOPIC_CONFIGS: Record<string, ConfigDef> = {
   'cleanup.policy': { default: 'delete', validate: oneOf('delete'), doc: 'Only delete is supported (no compaction).' },
   'retention.ms': { default: '604800000', validate: long(-1), doc: 'Delete whole segments older than this; -1 keeps forever.' },
   'retention.bytes': { default: '-1', validate: long(-1), doc: 'Delete oldest segments beyond this size; -1 for no limit.' },
-  'segment.bytes': { default: '134217728', validate: long(1024), doc: 'Roll a segment object after this many bytes.' },
+  'segment.bytes': { default: '134217728', validate: long(1024), doc: 'Roll a segment object after this many bytes, or after half the broker cache (--cache-bytes) if that is smaller.' },
   'segment.ms': { default: '3600000', validate: long(1), doc: 'Roll a segment object after this long.' },
   'max.message.bytes': { default: '1048588', validate: long(0), doc: 'Largest record batch accepted.' },
   'message.timestamp.type': { default: 'CreateTime', validate: oneOf('CreateTime'), doc: 'Only CreateTime is supported.' },
