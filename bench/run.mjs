@@ -1218,7 +1218,7 @@ if (want('cluster')) {
           const t0 = performance.now();
           const r = await rdkProduce(c, topic, { size, acks, seconds: C.produceSeconds, count: Math.floor(C.maxProduceBytes / size), label });
           const wall = (performance.now() - t0) / 1000;
-          r.objectRequests = objectRequestRates(requests0, await objectRequests(c.processes), wall, c.processes.filter((x) => /^broker/.test(x.name)).length);
+          r.objectRequests = objectRequestRates(requests0, await objectRequests(c.processes), wall, C.cluster.brokers);
           r.cpu = win();
           const cpuPct = c.processes.map((x, i) => (100 * (cpuOf(x.pid).self - cpu0[i])) / wall);
           const mem = await c.stop();

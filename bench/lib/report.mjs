@@ -3,6 +3,8 @@
 import { writeFileSync } from 'node:fs';
 import { fmt, median } from './stats.mjs';
 
+/** A server histogram's quantile (serverTime): the bound of its bucket; null in JSON past the last one. */
+const bucketBound = (h, q = 'p99') => (!h?.count ? '–' : h[q] == null || h[q] === Infinity ? 'over the last bucket' : `≤ ${h[q]} ms`);
 const acksName = (a) => (a === -1 ? 'all' : String(a));
 const sizeName = (s) => (s >= 1024 ? `${s / 1024} KiB` : `${s} B`);
 const mbps = (x) => (Number.isFinite(x) ? `${x >= 100 ? x.toFixed(0) : x.toFixed(1)} MB/s` : '–');
@@ -56,8 +58,7 @@ export function evaluateTargets(R) {
   // The run whose produce p99 is the median one, for where its time went on the server.
   const medianRun = lat?.runs?.length ? [...lat.runs].sort((a, b) => (a.produceLatencyMs?.p99 ?? 0) - (b.produceLatencyMs?.p99 ?? 0))[(lat.runs.length - 1) >> 1] : undefined;
   const t = medianRun?.server;
-  const bound = (h) => (!h?.count ? '–' : h.p99 == null || h.p99 === Infinity ? 'over the last bucket' : `≤ ${h.p99} ms`);
-  const serverNote = t ? `; in the median run the server's own p99s were: Produce request ${bound(t.produceRequest)}, flush wait ${bound(t.flushWait)}, WAL write ${bound(t.flushWrite)}, commit ${bound(t.flushCommit)} (see Where the time goes)` : '';
+  const serverNote = t ? `; in the median run the server's own p99s were: Produce request ${bucketBound(t.produceRequest)}, flush wait ${bucketBound(t.flushWait)}, WAL write ${bucketBound(t.flushWrite)}, commit ${bucketBound(t.flushCommit)} (see Where the time goes)` : '';
   atMost('produce-p99', `produce p99 ≤ flush.ms + 10 ms (= ${flushMs + 10} ms) at 50% load`, lat?.median?.produce?.p99, flushMs + 10, ms, lat ? `1 KiB acks=all at ${fmt.n(lat.rate)} msg/s (50% of ${fmt.n(lat.maxMsgsPerSec)}), achieved ${fmt.n(lat.median.achievedMsgsPerSec)} msg/s${serverNote}` : '');
   const bigFetch = find(R.skiff.latency, (e) => e.size === 1024 && e.acks === -1 && e.client === 'rdkafka_latency' && !e.fixedRate && e.consumerFetchBytes);
   const bigFetchNote = bigFetch?.median?.e2e ? `; the same load with the consumer fetching ${bigFetch.consumerFetchBytes / 2 ** 20} MiB at a time (librdkafka's default is 1 MiB, one fetch in flight): produce p99 ${ms(bigFetch.median.produce?.p99)}, end-to-end p99 ${ms(bigFetch.median.e2e.p99)}` : '';
@@ -361,8 +362,6 @@ export function writeReport(R, path) {
     }
     const timed = R.skiff.latency.flatMap((e) => e.runs.filter((r) => r.server).map((r) => [e, r]));
     if (timed.length) {
-      // Histogram figures are bucket upper bounds; a quantile past the last bound is null in JSON.
-      const le = (h, k) => (!h?.count ? '–' : h[k] == null || h[k] === Infinity ? 'over the last bucket' : `≤ ${h[k]} ms`);
       L.push('Where the time goes, per run, from the server\'s own metrics over the run: *Produce request* is the proxy\'s time from a request\'s frame read to its response queued (acks=all: it includes the flush); *flush* is a WAL object from its flush start to its commit, split into *wait* (its oldest batch appended → flush start), *write* (the object\'s put, fsync included) and *commit* (object written → commit record durable). *Event-loop timer* is the interval between ticks of a 10 ms timer (10 ms means no delay; more is time the loop was busy or the process was not scheduled). Percentiles of server histograms are bucket upper bounds. The gap between the client\'s p99 and the server\'s is time outside request handling: a request waiting in its socket while the loop is busy, the client\'s own scheduling on the shared cores, and the network stack.');
       L.push('');
       L.push('| run | client produce p99 | Produce request p50 | p99 | flush p99 | wait p99 | write p99 | commit p99 | event-loop timer p99 | max | GC pauses |');
@@ -371,7 +370,7 @@ export function writeReport(R, path) {
         const t = r.server;
         const gc = Object.entries(t.gc ?? {});
         const gcText = gc.length ? `${ms(gc.reduce((a, [, g]) => a + g.pauseMs, 0))} in ${fmt.n(gc.reduce((a, [, g]) => a + g.count, 0))} (${gc.map(([k, g]) => `${k} ${g.count}, longest ≤ ${g.longestMsAtMost ?? '?'} ms`).join('; ')})` : '–';
-        L.push(`| ${sizeName(e.size)} acks=${acksName(e.acks)} [${e.client}]${e.fixedRate ? ` at ${fmt.n(e.fixedRate)} msg/s` : ''}${e.consumerFetchBytes ? `, ${e.consumerFetchBytes / 2 ** 20} MiB fetches` : ''} | ${ms(r.produceLatencyMs?.p99)} | ${le(t.produceRequest, 'p50')} | ${le(t.produceRequest, 'p99')} | ${le(t.flush, 'p99')} | ${le(t.flushWait, 'p99')} | ${le(t.flushWrite, 'p99')} | ${le(t.flushCommit, 'p99')} | ${ms(t.eventLoopIntervalMs?.p99)} | ${ms(t.eventLoopIntervalMs?.max)} | ${gcText} |`);
+        L.push(`| ${sizeName(e.size)} acks=${acksName(e.acks)} [${e.client}]${e.fixedRate ? ` at ${fmt.n(e.fixedRate)} msg/s` : ''}${e.consumerFetchBytes ? `, ${e.consumerFetchBytes / 2 ** 20} MiB fetches` : ''} | ${ms(r.produceLatencyMs?.p99)} | ${bucketBound(t.produceRequest, 'p50')} | ${bucketBound(t.produceRequest)} | ${bucketBound(t.flush)} | ${bucketBound(t.flushWait)} | ${bucketBound(t.flushWrite)} | ${bucketBound(t.flushCommit)} | ${ms(t.eventLoopIntervalMs?.p99)} | ${ms(t.eventLoopIntervalMs?.max)} | ${gcText} |`);
       }
       L.push('');
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `skiff` command. `skiff dev` runs everything in one process (what `npm start` runs);
-// `skiff config --markdown` prints the settings table, `skiff metrics --markdown` the metrics; `skiff partitions` shows partition
-// states from a running process.
+// `skiff config --markdown` prints the settings table and `skiff metrics --markdown` the
+// metrics; `skiff partitions` shows partition states from a running process.
 // First, so that no module loaded after it grows the young generation (young-generation.ts).
 import { releaseYoungGeneration } from './young-generation.js';
 import { Command } from 'commander';
