@@ -28,6 +28,8 @@ const RDKPERF = rel(join(BUILD, 'rdkafka_performance'));
 const JSBENCH = rel(join(BUILD, 'jsbench'));
 const LIMITS = rel(join(BUILD, 'limits'));
 const RDKLAT = rel(join(BUILD, 'rdkafka_latency'));
+/** Iterations of each CPU probe loop (about 0.05 s on one core of the 2-vCPU VM when it is fast). */
+const CPU_PROBE_LOOPS = 5e7;
 const MAIN = 'dist/services/cli/main.js';
 // Servers start through the `skiff` command users run (bin/skiff: Node with Skiff's heap flags).
 const SKIFF = 'bin/skiff';
@@ -259,6 +261,9 @@ const results = {
   host: hostname(),
   options: { argv, reps: REPS, profile: PROFILE, dataRoot: DATA_ROOT, waitIdle: WAIT_IDLE, nice: NICE, config: C },
   idleWaits: [],
+  /** cpuProbe() before each step: [{ step, ms }] (CPU_PROBE_LOOPS iterations). */
+  cpuProbes: [],
+  cpuProbeLoops: CPU_PROBE_LOOPS,
   machine: {},
   software: {},
   build: {},
@@ -975,6 +980,18 @@ async function latencyWithRdkafkaPerformance(srv, topic, { size, acks, rate, lab
   return r;
 }
 
+/**
+ * bench/limits paced: a new O_DSYNC file of flush.ms worth of `bytesPerSec` every flush.ms,
+ * its directory fsync'd alongside (the embedded store's WAL put), on the data directories'
+ * filesystem, for as long as a latency run sends.
+ */
+async function pacedWrites(bytesPerSec) {
+  const tick = results.skiff.settings.flushMs || 10;
+  const r = await run(LIMITS, ['paced', '-dir', runRoot, '-rate', String(Math.round(bytesPerSec)), '-tick', `${tick}ms`, '-duration', `${C.latencySeconds}s`], { cwd: REPO, timeoutMs: (C.latencySeconds + 60) * 1000, logFile: scenarioLog });
+  if (r.code !== 0) throw new Error(`limits paced exited ${r.code}: ${r.stderr.slice(-300)}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
 if (want('latency')) {
   const plan = [
     ...C.latency.map(([size, acks, reps]) => [size, acks, reps, 'rdkafka_latency', 0]),
@@ -1010,10 +1027,15 @@ if (want('latency')) {
           r.metrics = metricsDelta(m0, m1, ['skiff_broker_segments_rolled_total', 'skiff_broker_flushes_total', 'skiff_broker_checkpoints_total']);
           r.server = serverTime(metricsDelta(m0, m1, SERVER_TIME_METRICS), m1);
           r.peakRss = (await srv.stop()).hwm;
+          r.cpuProbeMs = stepProbeMs;
+          // The disk alone, right after, at the same byte rate and in the same pattern as the
+          // WAL: what no server could beat for durable acks on this machine at this minute.
+          if (acks === -1) r.diskFloor = await pacedWrites(size * rate);
           entry.runs.push(r);
           const a = r.produceLatencyMs ?? {};
           const e = r.e2eLatencyMs ?? {};
-          return `rate ${Math.round(r.achievedMsgsPerSec).toLocaleString('en-US')}/s of ${rate.toLocaleString('en-US')}  produce p50/p99/p999 ${a.p50}/${a.p99}/${a.p999} ms  e2e ${e.p50}/${e.p99}/${e.p999} ms  other CPU ${r.cpu.otherCpuPct}%`;
+          const floor = r.diskFloor ? `  disk alone p99 ${r.diskFloor.ms_p99.toFixed(1)} ms` : '';
+          return `rate ${Math.round(r.achievedMsgsPerSec).toLocaleString('en-US')}/s of ${rate.toLocaleString('en-US')}  produce p50/p99/p999 ${a.p50}/${a.p99}/${a.p999} ms  e2e ${e.p50}/${e.p99}/${e.p999} ms${floor}  other CPU ${r.cpu.otherCpuPct}%`;
         } finally {
           await srv.stop().catch(() => undefined);
         }
@@ -1345,6 +1367,27 @@ function aggregate() {
   results.skiff.rss = { idleMedian: median(idle), idleMin: Math.min(...idle), idleMax: Math.max(...idle), peakMax: Math.max(...peak), servers: results.skiff.servers.length };
 }
 
+/**
+ * The machine's speed now: milliseconds for a fixed loop on this process's thread, the fastest
+ * of three a quarter-second apart (a stopping server or the kernel writing back its files can
+ * slow one). Cloud VMs here ran the same loop 2-4x slower at some hours than at others; a
+ * step's figures are read with its probe.
+ */
+let stepProbeMs;
+async function cpuProbe() {
+  let best = Infinity;
+  for (let k = 0; k < 3; k++) {
+    if (k > 0) await sleep(250);
+    const t0 = performance.now();
+    let x = 0;
+    for (let i = 0; i < CPU_PROBE_LOOPS; i++) x += i;
+    probeSink = x;
+    best = Math.min(best, performance.now() - t0);
+  }
+  return Number(best.toFixed(1));
+}
+let probeSink = 0;
+
 /** Waits (at most WAIT_IDLE s) until the machine is at most 20% busy over one second. */
 async function waitIdle(label) {
   const t0 = Date.now();
@@ -1388,6 +1431,8 @@ async function main() {
     setScenario(s.label);
     progress.begin(s.label);
     if (WAIT_IDLE > 0) await waitIdle(s.label);
+    stepProbeMs = await cpuProbe();
+    results.cpuProbes.push({ step: s.label, ms: stepProbeMs });
     try {
       const summary = await s.fn();
       progress.end(summary ?? 'done');

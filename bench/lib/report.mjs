@@ -59,7 +59,9 @@ export function evaluateTargets(R) {
   const medianRun = lat?.runs?.length ? [...lat.runs].sort((a, b) => (a.produceLatencyMs?.p99 ?? 0) - (b.produceLatencyMs?.p99 ?? 0))[(lat.runs.length - 1) >> 1] : undefined;
   const t = medianRun?.server;
   const serverNote = t ? `; in the median run the server's own p99s were: Produce request ${bucketBound(t.produceRequest)}, flush wait ${bucketBound(t.flushWait)}, WAL write ${bucketBound(t.flushWrite)}, commit ${bucketBound(t.flushCommit)} (see Where the time goes)` : '';
-  atMost('produce-p99', `produce p99 ≤ flush.ms + 10 ms (= ${flushMs + 10} ms) at 50% load`, lat?.median?.produce?.p99, flushMs + 10, ms, lat ? `1 KiB acks=all at ${fmt.n(lat.rate)} msg/s (50% of ${fmt.n(lat.maxMsgsPerSec)}), achieved ${fmt.n(lat.median.achievedMsgsPerSec)} msg/s${serverNote}` : '');
+  const floors = (lat?.runs ?? []).map((r) => r.diskFloor?.ms_p99).filter(Number.isFinite).sort((a, b) => a - b);
+  const floorNote = floors.length ? `; the disk alone, right after each run, writing the same bytes per second as the WAL does (a new O_DSYNC file every flush.ms, its directory fsync'd), had p99 ${ms(floors[(floors.length - 1) >> 1])} (runs: ${floors.map((x) => ms(x)).join(', ')})` : '';
+  atMost('produce-p99', `produce p99 ≤ flush.ms + 10 ms (= ${flushMs + 10} ms) at 50% load`, lat?.median?.produce?.p99, flushMs + 10, ms, lat ? `1 KiB acks=all at ${fmt.n(lat.rate)} msg/s (50% of ${fmt.n(lat.maxMsgsPerSec)}), achieved ${fmt.n(lat.median.achievedMsgsPerSec)} msg/s${serverNote}${floorNote}` : '');
   const bigFetch = find(R.skiff.latency, (e) => e.size === 1024 && e.acks === -1 && e.client === 'rdkafka_latency' && !e.fixedRate && e.consumerFetchBytes);
   const bigFetchNote = bigFetch?.median?.e2e ? `; the same load with the consumer fetching ${bigFetch.consumerFetchBytes / 2 ** 20} MiB at a time (librdkafka's default is 1 MiB, one fetch in flight): produce p99 ${ms(bigFetch.median.produce?.p99)}, end-to-end p99 ${ms(bigFetch.median.e2e.p99)}` : '';
   atMost('e2e-p99', 'end-to-end p99 ≤ 30 ms', lat?.median?.e2e?.p99, 30, ms, lat ? `same run: producer timestamp in the payload → consumer receipt${bigFetchNote}` : '');
@@ -217,6 +219,11 @@ export function writeReport(R, path) {
     // On a VM the hypervisor can take the cores (heavy disk I/O does it on some hosts): that
     // time is counted in "other CPU" and shown on its own here.
     const stealNote = steal.length ? ` Time the hypervisor took from this VM (part of "other"): median ${steal[steal.length >> 1].toFixed(0)}%, highest ${steal[steal.length - 1].toFixed(0)}%.` : '';
+    const probes = (R.cpuProbes ?? []).map((p) => p.ms).filter(Number.isFinite).sort((a, b) => a - b);
+    if (probes.length) {
+      L.push(`**Machine speed:** before every step the bench timed a fixed loop of ${fmt.n(R.cpuProbeLoops)} additions on its own thread (the fastest of three, a quarter-second apart): median ${ms(probes[(probes.length - 1) >> 1])}, fastest ${ms(probes[0])}, slowest ${ms(probes[probes.length - 1])} (${(probes[probes.length - 1] / probes[0]).toFixed(1)}× apart). A shared VM's cores run at different speeds at different times; figures from steps with a slow probe are lower bounds of the same build on the same machine.`);
+      L.push('');
+    }
     if (other.length) {
       L.push(`**Machine noise:** other processes (not this benchmark) used a median ${other[other.length >> 1].toFixed(0)}% CPU (of ${m.cores * 100}%) during the measured runs; ${noisy} of ${other.length} runs had more than 50% and are marked † in the run lists. Absolute figures from a shared machine are lower bounds.${stealNote}${R.options.nice ? ` Servers and clients ran under \`nice -n ${R.options.nice}\`.` : ''}${R.idleWaits?.length ? ` Steps waited up to ${R.options.waitIdle} s for an idle machine (${R.idleWaits.reduce((a, w) => a + w.waitedSeconds, 0)} s in all).` : ''}`);
       L.push('');
@@ -362,15 +369,15 @@ export function writeReport(R, path) {
     }
     const timed = R.skiff.latency.flatMap((e) => e.runs.filter((r) => r.server).map((r) => [e, r]));
     if (timed.length) {
-      L.push('Where the time goes, per run, from the server\'s own metrics over the run: *Produce request* is the proxy\'s time from a request\'s frame read to its response queued (acks=all: it includes the flush); *flush* is a WAL object from its flush start to its commit, split into *wait* (its oldest batch appended → flush start), *write* (the object\'s put, fsync included) and *commit* (object written → commit record durable). *Event-loop timer* is the interval between ticks of a 10 ms timer (10 ms means no delay; more is time the loop was busy or the process was not scheduled). Percentiles of server histograms are bucket upper bounds. The gap between the client\'s p99 and the server\'s is time outside request handling: a request waiting in its socket while the loop is busy, the client\'s own scheduling on the shared cores, and the network stack.');
+      L.push('Where the time goes, per run, from the server\'s own metrics over the run: *Produce request* is the proxy\'s time from a request\'s frame read to its response queued (acks=all: it includes the flush); *flush* is a WAL object from its flush start to its commit, split into *wait* (its oldest batch appended → flush start), *write* (the object\'s put, fsync included) and *commit* (object written → commit record durable). *Event-loop timer* is the interval between ticks of a 10 ms timer (10 ms means no delay; more is time the loop was busy or the process was not scheduled). Percentiles of server histograms are bucket upper bounds. The gap between the client\'s p99 and the server\'s is time outside request handling: a request waiting in its socket while the loop is busy, the client\'s own scheduling on the shared cores, and the network stack. *Disk alone* is bench/limits paced right after the run: the run\'s bytes per second written the way the WAL writes them on the local store (a new O_DSYNC file every flush.ms, its directory fsync\'d alongside), timed from when each file\'s bytes were due to both syncs done; no server could acknowledge durable writes faster on this disk at that minute. *CPU probe* is the machine\'s speed before the run (see Machine noise).');
       L.push('');
-      L.push('| run | client produce p99 | Produce request p50 | p99 | flush p99 | wait p99 | write p99 | commit p99 | event-loop timer p99 | max | GC pauses |');
-      L.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+      L.push('| run | client produce p99 | Produce request p50 | p99 | flush p99 | wait p99 | write p99 | commit p99 | disk alone p50 | p99 | event-loop timer p99 | max | GC pauses | CPU probe |');
+      L.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |');
       for (const [e, r] of timed) {
         const t = r.server;
         const gc = Object.entries(t.gc ?? {});
         const gcText = gc.length ? `${ms(gc.reduce((a, [, g]) => a + g.pauseMs, 0))} in ${fmt.n(gc.reduce((a, [, g]) => a + g.count, 0))} (${gc.map(([k, g]) => `${k} ${g.count}, longest ≤ ${g.longestMsAtMost ?? '?'} ms`).join('; ')})` : '–';
-        L.push(`| ${sizeName(e.size)} acks=${acksName(e.acks)} [${e.client}]${e.fixedRate ? ` at ${fmt.n(e.fixedRate)} msg/s` : ''}${e.consumerFetchBytes ? `, ${e.consumerFetchBytes / 2 ** 20} MiB fetches` : ''} | ${ms(r.produceLatencyMs?.p99)} | ${bucketBound(t.produceRequest, 'p50')} | ${bucketBound(t.produceRequest)} | ${bucketBound(t.flush)} | ${bucketBound(t.flushWait)} | ${bucketBound(t.flushWrite)} | ${bucketBound(t.flushCommit)} | ${ms(t.eventLoopIntervalMs?.p99)} | ${ms(t.eventLoopIntervalMs?.max)} | ${gcText} |`);
+        L.push(`| ${sizeName(e.size)} acks=${acksName(e.acks)} [${e.client}]${e.fixedRate ? ` at ${fmt.n(e.fixedRate)} msg/s` : ''}${e.consumerFetchBytes ? `, ${e.consumerFetchBytes / 2 ** 20} MiB fetches` : ''} | ${ms(r.produceLatencyMs?.p99)} | ${bucketBound(t.produceRequest, 'p50')} | ${bucketBound(t.produceRequest)} | ${bucketBound(t.flush)} | ${bucketBound(t.flushWait)} | ${bucketBound(t.flushWrite)} | ${bucketBound(t.flushCommit)} | ${r.diskFloor ? ms(r.diskFloor.ms_p50) : '–'} | ${r.diskFloor ? ms(r.diskFloor.ms_p99) : '–'} | ${ms(t.eventLoopIntervalMs?.p99)} | ${ms(t.eventLoopIntervalMs?.max)} | ${gcText} | ${Number.isFinite(r.cpuProbeMs) ? ms(r.cpuProbeMs) : '–'} |`);
       }
       L.push('');
     }

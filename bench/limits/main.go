@@ -9,6 +9,12 @@
 //	    -total is one sync at the end, like dd conv=fdatasync.
 //	limits syncrate -dir D -duration 3s -chunk 4096
 //	    Appends of -chunk bytes each followed by fdatasync: syncs per second and their latency.
+//	limits paced -dir D -rate 150000000 -tick 10ms -duration 8s
+//	    Durable writes at a fixed byte rate, the way the embedded store writes a WAL object:
+//	    every tick, a new file opened O_DSYNC and written with its tick's bytes, the directory
+//	    fsync'd alongside. Latency runs from the tick (when the bytes were due) to both syncs
+//	    done, so a write that falls behind delays the next ones. What no server can beat for
+//	    acknowledging durable writes at this rate on this disk.
 package main
 
 import (
@@ -37,7 +43,7 @@ func emit(v interface{}) {
 
 func main() {
 	if len(os.Args) < 2 {
-		die("usage: limits loopback|fsync|syncrate [flags]")
+		die("usage: limits loopback|fsync|syncrate|paced [flags]")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	duration := fs.Duration("duration", 5*time.Second, "how long")
@@ -46,6 +52,8 @@ func main() {
 	dir := fs.String("dir", os.TempDir(), "fsync/syncrate: directory (same filesystem as the data dir)")
 	total := fs.Int64("total", 1<<30, "fsync: bytes to write")
 	chunk := fs.Int("chunk", 4<<20, "fsync/syncrate: bytes per write+fdatasync")
+	rate := fs.Float64("rate", 100e6, "paced: bytes per second")
+	tick := fs.Duration("tick", 10*time.Millisecond, "paced: one file per tick")
 	_ = fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "loopback":
@@ -54,6 +62,8 @@ func main() {
 		fsyncWrite(*dir, *total, *chunk)
 	case "syncrate":
 		syncRate(*dir, *duration, *chunk)
+	case "paced":
+		paced(*dir, *duration, *rate, *tick)
 	default:
 		die("unknown command %q", os.Args[1])
 	}
@@ -185,3 +195,60 @@ func syncRate(dir string, d time.Duration, chunk int) {
 	})
 }
 
+
+func paced(dir string, d time.Duration, rate float64, tick time.Duration) {
+	sub, err := os.MkdirTemp(dir, "skiff-bench-paced-*")
+	if err != nil {
+		die("mkdir: %v", err)
+	}
+	defer os.RemoveAll(sub)
+	df, err := os.Open(sub)
+	if err != nil {
+		die("open dir: %v", err)
+	}
+	defer df.Close()
+	chunk := int(rate * tick.Seconds())
+	if chunk < 1 {
+		die("rate %v over %v is less than a byte", rate, tick)
+	}
+	b := make([]byte, chunk)
+	for i := range b {
+		b[i] = byte(i*7 + 3)
+	}
+	name := func(i int) string { return filepath.Join(sub, fmt.Sprintf("%010d", i)) }
+	var lat []float64
+	start := time.Now()
+	due := start
+	for i := 0; due.Sub(start) < d; i++ {
+		if wait := time.Until(due); wait > 0 {
+			time.Sleep(wait)
+		}
+		f, err := os.OpenFile(name(i), os.O_CREATE|os.O_WRONLY|os.O_TRUNC|syscall.O_DSYNC, 0o644)
+		if err != nil {
+			die("create: %v", err)
+		}
+		dirSynced := make(chan error, 1)
+		go func() { dirSynced <- syscall.Fsync(int(df.Fd())) }()
+		if _, err := f.Write(b); err != nil {
+			die("write: %v", err)
+		}
+		if err := <-dirSynced; err != nil {
+			die("fsync dir: %v", err)
+		}
+		f.Close()
+		lat = append(lat, float64(time.Since(due).Microseconds())/1000)
+		// Keep the directory small, as the broker's WAL GC does.
+		if i >= 64 {
+			os.Remove(name(i - 64))
+		}
+		due = due.Add(tick)
+	}
+	secs := time.Since(start).Seconds()
+	sort.Float64s(lat)
+	pct := func(q float64) float64 { return lat[int(q*float64(len(lat)-1))] }
+	emit(map[string]interface{}{
+		"test": "paced", "rate": rate, "tick_ms": float64(tick.Microseconds()) / 1000, "chunk": chunk,
+		"writes": len(lat), "seconds": secs, "mb_per_sec": float64(len(lat)*chunk) / secs / 1e6,
+		"ms_p50": pct(0.5), "ms_p99": pct(0.99), "ms_p999": pct(0.999), "ms_max": lat[len(lat)-1],
+	})
+}
