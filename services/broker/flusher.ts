@@ -110,6 +110,11 @@ export class Flusher {
    * not take one for a crash's leftover, however long its write has been going.
    */
   readonly objectsInFlight = new Set<string>();
+  /**
+   * Keys of the next WAL objects, reserved in the store ahead of their flushes (a local store
+   * creates their files meanwhile, off the produce path). They count as in flight for GC.
+   */
+  private readonly reservedKeys = new Set<string>();
 
   constructor(private readonly o: FlusherOptions) {}
 
@@ -190,8 +195,10 @@ export class Flusher {
 
   private async run(job: Job): Promise<void> {
     const started = performance.now();
-    const name = `${this.bootId}-${String(++this.seq).padStart(10, '0')}`;
+    const name = this.walName(++this.seq);
     const objectKey = `wal/${this.o.brokerId}/${name}`;
+    this.reservedKeys.delete(objectKey);
+    this.reserveAhead();
     const parts: WalPart[] = job.parts.map(({ partition, entries }) => {
       let maxTimestamp = -1;
       const producers = [];
@@ -266,6 +273,35 @@ export class Flusher {
     m.flushBytes.observe(size);
     m.flushSeconds.observe((performance.now() - started) / 1000);
     this.onCommitted?.(job.parts, name);
+  }
+
+  private walName(seq: number): string {
+    return `${this.bootId}-${String(seq).padStart(10, '0')}`;
+  }
+
+  /** Reserves the keys of as many flushes after this one as may be in flight together. */
+  private reserveAhead(): void {
+    const reserve = this.o.store.reserve;
+    if (!reserve || this.closed || this.fenced) return;
+    for (let seq = this.seq + 1; seq <= this.seq + this.o.maxInflight; seq++) {
+      const key = `wal/${this.o.brokerId}/${this.walName(seq)}`;
+      if (this.reservedKeys.has(key)) continue;
+      this.reservedKeys.add(key);
+      this.objectsInFlight.add(key);
+      reserve.call(this.o.store, key);
+    }
+  }
+
+  /** Gives back the reservations no flush will use. */
+  private async unreserveAll(): Promise<void> {
+    const keys = [...this.reservedKeys];
+    this.reservedKeys.clear();
+    await Promise.all(
+      keys.map(async (key) => {
+        await this.o.store.unreserve?.(key).catch((err) => this.o.log.warn({ err, key }, 'could not remove a reserved WAL object'));
+        this.objectsInFlight.delete(key);
+      }),
+    );
   }
 
   /** Queues a WAL object's commit record behind those of earlier flushes. */
@@ -352,6 +388,7 @@ export class Flusher {
     if (this.timer) clearTimeout(this.timer);
     this.cancelSoon();
     for (const w of this.idleWaiters.splice(0)) w();
+    void this.unreserveAll();
   }
 
   async close(): Promise<void> {
@@ -359,5 +396,6 @@ export class Flusher {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.cancelSoon();
+    await this.unreserveAll();
   }
 }

@@ -8,7 +8,11 @@
 // fdatasync), and directories stay open for their fsyncs, which puts finishing together share.
 // An unpublished put (a WAL object, read only once committed) skips the temp file and rename:
 // it opens the object itself and syncs the directory while the data is written, two round
-// trips where an atomic put takes four.
+// trips where an atomic put takes four. A reserved one (the flusher reserves its next WAL
+// objects' keys) finds its file created and its directory entry synced beforehand, and only
+// writes: creating a file and syncing its directory wait on the filesystem journal, which
+// under a steady durable load made up most of a put's tail (p99 of the open 16 ms and of the
+// directory sync 26 ms at 150 MB/s on one disk, beside 32 ms for the whole put).
 //
 // A put whose body holds stored ranges (a segment rolled out of WAL objects) does not write
 // those bytes again: the object becomes a directory, `<key>.skiff-parts/`, of hard links to
@@ -133,6 +137,8 @@ export class FsObjectStore implements ObjectStore {
   private temps = 0;
   /** Manifests of composed objects read lately, least recently used first. */
   private readonly manifests = new Map<string, Manifest>();
+  /** reserve()d keys: their files, open for writing once created and their entries synced. */
+  private readonly reserved = new Map<string, Promise<FileHandle>>();
 
   constructor(rootDir: string, options: FsObjectStoreOptions = {}) {
     this.root = path.resolve(rootDir);
@@ -156,7 +162,12 @@ export class FsObjectStore implements ObjectStore {
         if (!['EXDEV', 'EPERM', 'EMLINK', 'ENOENT', 'ENOTSUP', 'EOPNOTSUPP'].includes(errCode(err) ?? '')) throw err;
       }
     }
-    if (options.unpublished) return this.putInPlace(file, body, options);
+    if (options.unpublished) {
+      const reserved = this.reserved.get(key);
+      this.reserved.delete(key);
+      const fh = reserved && (await reserved.catch(() => undefined));
+      return fh ? this.putReserved(file, fh, body, options) : this.putInPlace(file, body, options);
+    }
     const dirPath = path.dirname(file);
     const tmp = path.join(dirPath, this.tempPrefix + String(++this.temps));
     let fh: FileHandle | undefined;
@@ -209,6 +220,53 @@ export class FsObjectStore implements ObjectStore {
       await fh?.close().catch(() => undefined);
       if (dir) this.release(dir);
     }
+  }
+
+  /** Writes a reserved object: its file exists and its directory entry is on disk already. */
+  private async putReserved(file: string, fh: FileHandle, body: PutBody, options: PutOptions): Promise<void> {
+    try {
+      await this.writeBody(fh, bodyBuffers(body), options);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await unlink(file).catch(() => undefined);
+      throw err;
+    }
+    // Durable already (O_DSYNC data): the close need not hold up the caller.
+    fh.close().catch(() => undefined);
+  }
+
+  reserve(key: string): void {
+    if (this.reserved.has(key)) return;
+    const file = this.pathOf(key);
+    const ready = (async () => {
+      let fh: FileHandle | undefined;
+      const dir = await this.usableDir(path.dirname(file), async () => {
+        fh = await open(file, IN_PLACE_FLAGS);
+      });
+      try {
+        await this.syncDir(dir);
+        return fh!;
+      } catch (err) {
+        await fh!.close().catch(() => undefined);
+        await unlink(file).catch(() => undefined);
+        throw err;
+      } finally {
+        this.release(dir);
+      }
+    })();
+    // A reservation that failed is only a put that creates its file itself.
+    ready.catch(() => undefined);
+    this.reserved.set(key, ready);
+  }
+
+  async unreserve(key: string): Promise<void> {
+    const reserved = this.reserved.get(key);
+    if (!reserved) return;
+    this.reserved.delete(key);
+    const fh = await reserved.catch(() => undefined);
+    if (!fh) return;
+    await fh.close().catch(() => undefined);
+    await this.delete(key);
   }
 
   /**
@@ -452,6 +510,7 @@ export class FsObjectStore implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     m.requests.inc({ store: 'fs', request: 'HeadObject' });
     const file = this.pathOf(key);
+    if (this.reserved.has(key)) return undefined;
     try {
       const st = await stat(file);
       if (st.isFile()) return { key, size: st.size, lastModified: st.mtime };
@@ -465,6 +524,11 @@ export class FsObjectStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     m.requests.inc({ store: 'fs', request: 'DeleteObject' });
     const file = this.pathOf(key);
+    const reserved = this.reserved.get(key);
+    if (reserved) {
+      this.reserved.delete(key);
+      await (await reserved.catch(() => undefined))?.close().catch(() => undefined);
+    }
     this.manifests.delete(key);
     let existed = true;
     try {
@@ -495,11 +559,13 @@ export class FsObjectStore implements ObjectStore {
     const out: ObjectInfo[] = [];
     await this.walk(baseKey, prefix, out);
     out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    // A key both plain and composed (a put replacing the other kind) is listed once.
-    return out.filter((o, i) => i === 0 || out[i - 1].key !== o.key);
+    // A key both plain and composed (a put replacing the other kind) is listed once; a
+    // reserved key is no object until its put.
+    return out.filter((o, i) => (i === 0 || out[i - 1].key !== o.key) && !this.reserved.has(o.key));
   }
 
   async close(): Promise<void> {
+    await Promise.all([...this.reserved.keys()].map((key) => this.unreserve(key).catch(() => undefined)));
     for (const p of [...this.dirs.keys()]) this.dropDir(p);
   }
 

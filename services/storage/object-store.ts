@@ -69,6 +69,16 @@ export interface ObjectStore {
   delete(key: string): Promise<void>;
   /** Every object whose key starts with prefix, in key order. */
   list(prefix: string): Promise<ObjectInfo[]>;
+  /**
+   * The key of an unpublished put to come (the next WAL objects). An adapter whose puts create
+   * files may create this one now, in the background, so that the put only writes its bytes;
+   * until then list() and head() do not show it. The caller puts the key or gives it back
+   * with unreserve(); close() gives back the rest (a crash leaves an empty object, an orphan
+   * for GC). Optional: S3 has nothing to prepare.
+   */
+  reserve?(key: string): void;
+  /** Gives back a reservation that will not be put: whatever it made is removed. */
+  unreserve?(key: string): Promise<void>;
   close(): Promise<void>;
 }
 

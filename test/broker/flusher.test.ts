@@ -204,6 +204,34 @@ describe('flusher', () => {
     expect(h.p.highWatermark).toBe(4);
   });
 
+  it('reserves the keys of the next WAL objects in the store, keeps them from GC, and gives back the unused ones on close', async () => {
+    const calls: string[] = [];
+    const store = {
+      put: async (key: string) => void calls.push(`put ${key.split('-')[1]}`),
+      reserve: (key: string) => void calls.push(`reserve ${key.split('-')[1]}`),
+      unreserve: async (key: string) => void calls.push(`unreserve ${key.split('-')[1]}`),
+    } as unknown as ObjectStore;
+    const h = harness({ store, maxInflight: 2 });
+    flushers.push(h.flusher);
+    const seq = (n: number) => String(n).padStart(10, '0');
+    const e = h.produce('a');
+    await turns();
+    h.commits[0].done();
+    await h.p.waitCommitted(e.lastOffset);
+    expect(calls).toEqual([`reserve ${seq(2)}`, `reserve ${seq(3)}`, `put ${seq(1)}`]);
+    expect([...h.flusher.objectsInFlight].map((k) => k.split('-')[1]).sort()).toEqual([seq(2), seq(3)]);
+    calls.length = 0;
+    const f = h.produce('b');
+    await turns();
+    h.commits[1].done();
+    await h.p.waitCommitted(f.lastOffset);
+    expect(calls).toEqual([`reserve ${seq(4)}`, `put ${seq(2)}`]); // the put of a reserved key
+    calls.length = 0;
+    await h.flusher.close();
+    expect(calls.sort()).toEqual([`unreserve ${seq(3)}`, `unreserve ${seq(4)}`]);
+    expect(h.flusher.objectsInFlight.size).toBe(0);
+  });
+
   it('a failed write acknowledges nothing and its batches are retried in the next write', async () => {
     const h = harness({ flushMs: 60_000 });
     flushers.push(h.flusher);

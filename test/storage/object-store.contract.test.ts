@@ -254,6 +254,37 @@ describe('FsObjectStore', () => {
     expect(await inode('seg/b')).not.toBe(segInode);
   });
 
+  it('creates a reserved object ahead, so that its put only writes; gives back the reservations no put used', async () => {
+    const root = await tempDir();
+    const store = new FsObjectStore(root);
+    const syncs = vi.spyOn(store as unknown as { startDirSync: () => Promise<void> }, 'startDirSync');
+    for (const key of ['wal/1/a', 'wal/1/b', 'wal/1/c', 'wal/1/d']) store.reserve(key);
+    // Created in the background, entries synced: empty objects until their puts.
+    await expect.poll(async () => (await readdir(path.join(root, 'wal/1'))).sort()).toEqual(['a', 'b', 'c', 'd']);
+    await expect.poll(() => syncs.mock.calls.length).toBeGreaterThan(0);
+    // No objects yet to anyone who lists or asks.
+    expect(await store.list('wal/')).toEqual([]);
+    expect(await store.head('wal/1/a')).toBeUndefined();
+    const before = syncs.mock.calls.length;
+    await store.put('wal/1/a', [Buffer.alloc(3000, 1), Buffer.alloc(2000, 2)], { unpublished: true });
+    expect(syncs.mock.calls.length).toBe(before); // no directory sync on the put's way
+    const back = await store.get('wal/1/a');
+    expect(back.length).toBe(5000);
+    expect([back[0], back[2999], back[3000], back[4999]]).toEqual([1, 1, 2, 2]);
+    // An unreserved key puts the usual way, syncing its directory.
+    await store.put('wal/1/e', Buffer.alloc(10, 5), { unpublished: true });
+    expect(syncs.mock.calls.length).toBeGreaterThan(before);
+    syncs.mockRestore();
+    await store.unreserve('wal/1/b');
+    await store.delete('wal/1/c');
+    expect((await readdir(path.join(root, 'wal/1'))).sort()).toEqual(['a', 'd', 'e']);
+    expect((await store.list('wal/1/')).map((o) => o.key)).toEqual(['wal/1/a', 'wal/1/e']);
+    // close() removes the reservation left, and nothing else.
+    await store.close();
+    expect((await readdir(path.join(root, 'wal/1'))).sort()).toEqual(['a', 'e']);
+    expect((await new FsObjectStore(root).get('wal/1/e')).toJSON().data).toEqual(Array(10).fill(5));
+  });
+
   it('writes a large object in flushed slices and reads it back intact', async () => {
     const store = new FsObjectStore(await tempDir(), { largeObjectBytes: 5000, sliceBytes: 1000 });
     const parts = [randomBytes(10), Buffer.alloc(0), randomBytes(4321), randomBytes(999), randomBytes(1), randomBytes(2500)];
