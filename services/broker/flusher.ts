@@ -60,6 +60,9 @@ interface Job {
   since: number;
 }
 
+/** WAL keys reserved at a time, in multiples of maxInflight (see reserveAhead). */
+const RESERVE_BATCH = 4;
+
 /** Commit records per transaction, under etcd's default limit of 128 operations. */
 const MAX_GROUP = 64;
 
@@ -279,11 +282,15 @@ export class Flusher {
     return `${this.bootId}-${String(seq).padStart(10, '0')}`;
   }
 
-  /** Reserves the keys of as many flushes after this one as may be in flight together. */
+  /**
+   * Keeps at least maxInflight keys reserved past this flush, topped up RESERVE_BATCH times
+   * that many at once: the files of a batch share their directory syncs, so the disk's
+   * journal commits a new entry once per batch rather than once per flush.
+   */
   private reserveAhead(): void {
     const reserve = this.o.store.reserve;
-    if (!reserve || this.closed || this.fenced) return;
-    for (let seq = this.seq + 1; seq <= this.seq + this.o.maxInflight; seq++) {
+    if (!reserve || this.closed || this.fenced || this.reservedKeys.size >= this.o.maxInflight) return;
+    for (let seq = this.seq + 1; seq <= this.seq + RESERVE_BATCH * this.o.maxInflight; seq++) {
       const key = `wal/${this.o.brokerId}/${this.walName(seq)}`;
       if (this.reservedKeys.has(key)) continue;
       this.reservedKeys.add(key);

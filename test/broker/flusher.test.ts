@@ -204,31 +204,38 @@ describe('flusher', () => {
     expect(h.p.highWatermark).toBe(4);
   });
 
-  it('reserves the keys of the next WAL objects in the store, keeps them from GC, and gives back the unused ones on close', async () => {
+  it('reserves the keys of the next WAL objects in batches, keeps them from GC, and gives back the unused ones on close', async () => {
     const calls: string[] = [];
+    const short = (key: string) => Number(key.split('-')[1]);
     const store = {
-      put: async (key: string) => void calls.push(`put ${key.split('-')[1]}`),
-      reserve: (key: string) => void calls.push(`reserve ${key.split('-')[1]}`),
-      unreserve: async (key: string) => void calls.push(`unreserve ${key.split('-')[1]}`),
+      put: async (key: string) => void calls.push(`put ${short(key)}`),
+      reserve: (key: string) => void calls.push(`reserve ${short(key)}`),
+      unreserve: async (key: string) => void calls.push(`unreserve ${short(key)}`),
     } as unknown as ObjectStore;
     const h = harness({ store, maxInflight: 2 });
     flushers.push(h.flusher);
-    const seq = (n: number) => String(n).padStart(10, '0');
-    const e = h.produce('a');
-    await turns();
-    h.commits[0].done();
-    await h.p.waitCommitted(e.lastOffset);
-    expect(calls).toEqual([`reserve ${seq(2)}`, `reserve ${seq(3)}`, `put ${seq(1)}`]);
-    expect([...h.flusher.objectsInFlight].map((k) => k.split('-')[1]).sort()).toEqual([seq(2), seq(3)]);
+    const inFlight = () => [...h.flusher.objectsInFlight].map(short).sort((a, b) => a - b);
+    const flushOne = async (i: number) => {
+      const e = h.produce(String(i));
+      await turns();
+      h.commits[i].done();
+      await h.p.waitCommitted(e.lastOffset);
+    };
+    // The first flush reserves 4 x maxInflight keys past its own, before its put.
+    await flushOne(0);
+    expect(calls).toEqual([2, 3, 4, 5, 6, 7, 8, 9].map((n) => `reserve ${n}`).concat('put 1'));
+    expect(inFlight()).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
     calls.length = 0;
-    const f = h.produce('b');
-    await turns();
-    h.commits[1].done();
-    await h.p.waitCommitted(f.lastOffset);
-    expect(calls).toEqual([`reserve ${seq(4)}`, `put ${seq(2)}`]); // the put of a reserved key
+    // The next ones put reserved keys, and reserve again only when fewer than maxInflight are left.
+    for (let i = 1; i <= 6; i++) await flushOne(i);
+    expect(calls).toEqual(['put 2', 'put 3', 'put 4', 'put 5', 'put 6', 'put 7']);
+    calls.length = 0;
+    await flushOne(7);
+    expect(calls).toEqual([9, 10, 11, 12, 13, 14, 15, 16].map((n) => `reserve ${n}`).concat('put 8').filter((c) => c !== 'reserve 9'));
     calls.length = 0;
     await h.flusher.close();
-    expect(calls.sort()).toEqual([`unreserve ${seq(3)}`, `unreserve ${seq(4)}`]);
+    expect(calls.map((c) => Number(c.split(' ')[1])).sort((a, b) => a - b)).toEqual([9, 10, 11, 12, 13, 14, 15, 16]);
+    expect(calls.every((c) => c.startsWith('unreserve'))).toBe(true);
     expect(h.flusher.objectsInFlight.size).toBe(0);
   });
 
