@@ -28,8 +28,10 @@ const RDKPERF = rel(join(BUILD, 'rdkafka_performance'));
 const JSBENCH = rel(join(BUILD, 'jsbench'));
 const LIMITS = rel(join(BUILD, 'limits'));
 const RDKLAT = rel(join(BUILD, 'rdkafka_latency'));
-/** Iterations of each CPU probe loop (about 0.05 s on one core of the 2-vCPU VM when it is fast). */
+/** The CPU probe (cpuProbe()): additions, and reads spread over an array of 64 MB. */
 const CPU_PROBE_LOOPS = 5e7;
+const MEM_PROBE_READS = 2e7;
+const PROBE_ARRAY_LENGTH = 8 << 20;
 const MAIN = 'dist/services/cli/main.js';
 // Servers start through the `skiff` command users run (bin/skiff: Node with Skiff's heap flags).
 const SKIFF = 'bin/skiff';
@@ -261,9 +263,9 @@ const results = {
   host: hostname(),
   options: { argv, reps: REPS, profile: PROFILE, dataRoot: DATA_ROOT, waitIdle: WAIT_IDLE, nice: NICE, config: C },
   idleWaits: [],
-  /** cpuProbe() before each step: [{ step, ms }] (CPU_PROBE_LOOPS iterations). */
+  /** cpuProbe() before each step: [{ step, aluMs, memMs }]. */
   cpuProbes: [],
-  cpuProbeLoops: CPU_PROBE_LOOPS,
+  cpuProbeSize: { additions: CPU_PROBE_LOOPS, reads: MEM_PROBE_READS, arrayBytes: PROBE_ARRAY_LENGTH * 8 },
   machine: {},
   software: {},
   build: {},
@@ -1027,7 +1029,7 @@ if (want('latency')) {
           r.metrics = metricsDelta(m0, m1, ['skiff_broker_segments_rolled_total', 'skiff_broker_flushes_total', 'skiff_broker_checkpoints_total']);
           r.server = serverTime(metricsDelta(m0, m1, SERVER_TIME_METRICS), m1);
           r.peakRss = (await srv.stop()).hwm;
-          r.cpuProbeMs = stepProbeMs;
+          r.cpuProbe = stepProbe;
           // The disk alone, right after, at the same byte rate and in the same pattern as the
           // WAL: what no server could beat for durable acks on this machine at this minute.
           if (acks === -1) r.diskFloor = await pacedWrites(size * rate);
@@ -1368,23 +1370,47 @@ function aggregate() {
 }
 
 /**
- * The machine's speed now: milliseconds for a fixed loop on this process's thread, the fastest
- * of three a quarter-second apart (a stopping server or the kernel writing back its files can
- * slow one). Cloud VMs here ran the same loop 2-4x slower at some hours than at others; a
- * step's figures are read with its probe.
+ * The machine's speed now, timed on this process's thread, the fastest of three tries a
+ * quarter-second apart (a stopping server or the kernel writing back its files can slow one):
+ * `aluMs`, a loop of additions in registers, and `memMs`, reads spread over a 64 MB array (the
+ * caches and memory, which neighbours on a shared host contend for). On the VM these
+ * benchmarks were written on, code that allocates and touches memory ran 2-4x slower at some
+ * hours than at others while register arithmetic did not; a step's figures are read with its
+ * probe.
  */
-let stepProbeMs;
+let stepProbe;
+let probeArray;
 async function cpuProbe() {
-  let best = Infinity;
+  probeArray ??= Float64Array.from({ length: PROBE_ARRAY_LENGTH }, (_, i) => i);
+  let aluMs = Infinity;
+  let memMs = Infinity;
   for (let k = 0; k < 3; k++) {
     if (k > 0) await sleep(250);
-    const t0 = performance.now();
-    let x = 0;
-    for (let i = 0; i < CPU_PROBE_LOOPS; i++) x += i;
-    probeSink = x;
-    best = Math.min(best, performance.now() - t0);
+    aluMs = Math.min(aluMs, timed(addLoop, CPU_PROBE_LOOPS));
+    memMs = Math.min(memMs, timed(spreadReads, MEM_PROBE_READS));
   }
-  return Number(best.toFixed(1));
+  return { aluMs: Number(aluMs.toFixed(1)), memMs: Number(memMs.toFixed(1)) };
+}
+function timed(fn, n) {
+  const t0 = performance.now();
+  probeSink = fn(n);
+  return performance.now() - t0;
+}
+function addLoop(n) {
+  let x = 0;
+  for (let i = 0; i < n; i++) x += i;
+  return x;
+}
+function spreadReads(n) {
+  const a = probeArray;
+  const mask = a.length - 1;
+  let x = 0;
+  let j = 0;
+  for (let i = 0; i < n; i++) {
+    j = (j + 1048573) & mask;
+    x += a[j];
+  }
+  return x;
 }
 let probeSink = 0;
 
@@ -1431,8 +1457,8 @@ async function main() {
     setScenario(s.label);
     progress.begin(s.label);
     if (WAIT_IDLE > 0) await waitIdle(s.label);
-    stepProbeMs = await cpuProbe();
-    results.cpuProbes.push({ step: s.label, ms: stepProbeMs });
+    stepProbe = await cpuProbe();
+    results.cpuProbes.push({ step: s.label, ...stepProbe });
     try {
       const summary = await s.fn();
       progress.end(summary ?? 'done');

@@ -219,9 +219,14 @@ export function writeReport(R, path) {
     // On a VM the hypervisor can take the cores (heavy disk I/O does it on some hosts): that
     // time is counted in "other CPU" and shown on its own here.
     const stealNote = steal.length ? ` Time the hypervisor took from this VM (part of "other"): median ${steal[steal.length >> 1].toFixed(0)}%, highest ${steal[steal.length - 1].toFixed(0)}%.` : '';
-    const probes = (R.cpuProbes ?? []).map((p) => p.ms).filter(Number.isFinite).sort((a, b) => a - b);
-    if (probes.length) {
-      L.push(`**Machine speed:** before every step the bench timed a fixed loop of ${fmt.n(R.cpuProbeLoops)} additions on its own thread (the fastest of three, a quarter-second apart): median ${ms(probes[(probes.length - 1) >> 1])}, fastest ${ms(probes[0])}, slowest ${ms(probes[probes.length - 1])} (${(probes[probes.length - 1] / probes[0]).toFixed(1)}× apart). A shared VM's cores run at different speeds at different times; figures from steps with a slow probe are lower bounds of the same build on the same machine.`);
+    const spread = (key) => {
+      const v = (R.cpuProbes ?? []).map((p) => p[key]).filter(Number.isFinite).sort((a, b) => a - b);
+      return v.length ? `median ${ms(v[(v.length - 1) >> 1])}, fastest ${ms(v[0])}, slowest ${ms(v[v.length - 1])} (${(v[v.length - 1] / v[0]).toFixed(1)}× apart)` : undefined;
+    };
+    const mem = spread('memMs');
+    if (mem) {
+      const z = R.cpuProbeSize ?? {};
+      L.push(`**Machine speed:** before every step the bench timed, on its own thread (the fastest of three tries), ${fmt.n(z.reads)} reads spread over a ${mb(z.arrayBytes)} array: ${mem}; and ${fmt.n(z.additions)} additions in registers: ${spread('aluMs')}. On a shared VM, neighbours contend for the caches and memory: figures from steps with a slow memory probe are lower bounds of the same build on the same machine.`);
       L.push('');
     }
     if (other.length) {
@@ -369,15 +374,15 @@ export function writeReport(R, path) {
     }
     const timed = R.skiff.latency.flatMap((e) => e.runs.filter((r) => r.server).map((r) => [e, r]));
     if (timed.length) {
-      L.push('Where the time goes, per run, from the server\'s own metrics over the run: *Produce request* is the proxy\'s time from a request\'s frame read to its response queued (acks=all: it includes the flush); *flush* is a WAL object from its flush start to its commit, split into *wait* (its oldest batch appended → flush start), *write* (the object\'s put, fsync included) and *commit* (object written → commit record durable). *Event-loop timer* is the interval between ticks of a 10 ms timer (10 ms means no delay; more is time the loop was busy or the process was not scheduled). Percentiles of server histograms are bucket upper bounds. The gap between the client\'s p99 and the server\'s is time outside request handling: a request waiting in its socket while the loop is busy, the client\'s own scheduling on the shared cores, and the network stack. *Disk alone* is bench/limits paced right after the run: the run\'s bytes per second written the way the WAL writes them on the local store (a new O_DSYNC file every flush.ms, its directory fsync\'d alongside), timed from when each file\'s bytes were due to both syncs done; no server could acknowledge durable writes faster on this disk at that minute. *CPU probe* is the machine\'s speed before the run (see Machine noise).');
+      L.push('Where the time goes, per run, from the server\'s own metrics over the run: *Produce request* is the proxy\'s time from a request\'s frame read to its response queued (acks=all: it includes the flush); *flush* is a WAL object from its flush start to its commit, split into *wait* (its oldest batch appended → flush start), *write* (the object\'s put, fsync included) and *commit* (object written → commit record durable). *Event-loop timer* is the interval between ticks of a 10 ms timer (10 ms means no delay; more is time the loop was busy or the process was not scheduled). Percentiles of server histograms are bucket upper bounds. The gap between the client\'s p99 and the server\'s is time outside request handling: a request waiting in its socket while the loop is busy, the client\'s own scheduling on the shared cores, and the network stack. *Disk alone* is bench/limits paced right after the run: the run\'s bytes per second written the way the WAL writes them on the local store (a new O_DSYNC file every flush.ms, its directory fsync\'d alongside), timed from when each file\'s bytes were due to both syncs done; no server could acknowledge durable writes faster on this disk at that minute. *Memory probe* is the machine\'s speed before the run (see Machine speed).');
       L.push('');
-      L.push('| run | client produce p99 | Produce request p50 | p99 | flush p99 | wait p99 | write p99 | commit p99 | disk alone p50 | p99 | event-loop timer p99 | max | GC pauses | CPU probe |');
+      L.push('| run | client produce p99 | Produce request p50 | p99 | flush p99 | wait p99 | write p99 | commit p99 | disk alone p50 | p99 | event-loop timer p99 | max | GC pauses | memory probe |');
       L.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |');
       for (const [e, r] of timed) {
         const t = r.server;
         const gc = Object.entries(t.gc ?? {});
         const gcText = gc.length ? `${ms(gc.reduce((a, [, g]) => a + g.pauseMs, 0))} in ${fmt.n(gc.reduce((a, [, g]) => a + g.count, 0))} (${gc.map(([k, g]) => `${k} ${g.count}, longest ≤ ${g.longestMsAtMost ?? '?'} ms`).join('; ')})` : '–';
-        L.push(`| ${sizeName(e.size)} acks=${acksName(e.acks)} [${e.client}]${e.fixedRate ? ` at ${fmt.n(e.fixedRate)} msg/s` : ''}${e.consumerFetchBytes ? `, ${e.consumerFetchBytes / 2 ** 20} MiB fetches` : ''} | ${ms(r.produceLatencyMs?.p99)} | ${bucketBound(t.produceRequest, 'p50')} | ${bucketBound(t.produceRequest)} | ${bucketBound(t.flush)} | ${bucketBound(t.flushWait)} | ${bucketBound(t.flushWrite)} | ${bucketBound(t.flushCommit)} | ${r.diskFloor ? ms(r.diskFloor.ms_p50) : '–'} | ${r.diskFloor ? ms(r.diskFloor.ms_p99) : '–'} | ${ms(t.eventLoopIntervalMs?.p99)} | ${ms(t.eventLoopIntervalMs?.max)} | ${gcText} | ${Number.isFinite(r.cpuProbeMs) ? ms(r.cpuProbeMs) : '–'} |`);
+        L.push(`| ${sizeName(e.size)} acks=${acksName(e.acks)} [${e.client}]${e.fixedRate ? ` at ${fmt.n(e.fixedRate)} msg/s` : ''}${e.consumerFetchBytes ? `, ${e.consumerFetchBytes / 2 ** 20} MiB fetches` : ''} | ${ms(r.produceLatencyMs?.p99)} | ${bucketBound(t.produceRequest, 'p50')} | ${bucketBound(t.produceRequest)} | ${bucketBound(t.flush)} | ${bucketBound(t.flushWait)} | ${bucketBound(t.flushWrite)} | ${bucketBound(t.flushCommit)} | ${r.diskFloor ? ms(r.diskFloor.ms_p50) : '–'} | ${r.diskFloor ? ms(r.diskFloor.ms_p99) : '–'} | ${ms(t.eventLoopIntervalMs?.p99)} | ${ms(t.eventLoopIntervalMs?.max)} | ${gcText} | ${Number.isFinite(r.cpuProbe?.memMs) ? ms(r.cpuProbe.memMs) : '–'} |`);
       }
       L.push('');
     }
