@@ -59,8 +59,8 @@ export function evaluateTargets(R) {
   const medianRun = lat?.runs?.length ? [...lat.runs].sort((a, b) => (a.produceLatencyMs?.p99 ?? 0) - (b.produceLatencyMs?.p99 ?? 0))[(lat.runs.length - 1) >> 1] : undefined;
   const t = medianRun?.server;
   const serverNote = t ? `; in the median run the server's own p99s were: Produce request ${bucketBound(t.produceRequest)}, flush wait ${bucketBound(t.flushWait)}, WAL write ${bucketBound(t.flushWrite)}, commit ${bucketBound(t.flushCommit)} (see Where the time goes)` : '';
-  const floors = (lat?.runs ?? []).map((r) => r.diskFloor?.ms_p99).filter(Number.isFinite).sort((a, b) => a - b);
-  const floorNote = floors.length ? `; the disk alone, right after each run, writing the same bytes per second as the WAL does (a new O_DSYNC file every flush.ms, its directory fsync'd), had p99 ${ms(floors[(floors.length - 1) >> 1])} (runs: ${floors.map((x) => ms(x)).join(', ')})` : '';
+  const floors = (lat?.runs ?? []).map((r) => r.diskFloor?.ms_p99).filter(Number.isFinite);
+  const floorNote = floors.length ? `; the disk alone, right after each run, writing the same bytes per second as the WAL does (a new O_DSYNC file every flush.ms, its directory fsync'd), had p99 ${ms(median(floors))} (runs: ${floors.map((x) => ms(x)).join(', ')})` : '';
   atMost('produce-p99', `produce p99 ≤ flush.ms + 10 ms (= ${flushMs + 10} ms) at 50% load`, lat?.median?.produce?.p99, flushMs + 10, ms, lat ? `1 KiB acks=all at ${fmt.n(lat.rate)} msg/s (50% of ${fmt.n(lat.maxMsgsPerSec)}), achieved ${fmt.n(lat.median.achievedMsgsPerSec)} msg/s${serverNote}${floorNote}` : '');
   const bigFetch = find(R.skiff.latency, (e) => e.size === 1024 && e.acks === -1 && e.client === 'rdkafka_latency' && !e.fixedRate && e.consumerFetchBytes);
   const bigFetchNote = bigFetch?.median?.e2e ? `; the same load with the consumer fetching ${bigFetch.consumerFetchBytes / 2 ** 20} MiB at a time (librdkafka's default is 1 MiB, one fetch in flight): produce p99 ${ms(bigFetch.median.produce?.p99)}, end-to-end p99 ${ms(bigFetch.median.e2e.p99)}` : '';
@@ -220,8 +220,9 @@ export function writeReport(R, path) {
     // time is counted in "other CPU" and shown on its own here.
     const stealNote = steal.length ? ` Time the hypervisor took from this VM (part of "other"): median ${steal[steal.length >> 1].toFixed(0)}%, highest ${steal[steal.length - 1].toFixed(0)}%.` : '';
     const spread = (key) => {
-      const v = (R.cpuProbes ?? []).map((p) => p[key]).filter(Number.isFinite).sort((a, b) => a - b);
-      return v.length ? `median ${ms(v[(v.length - 1) >> 1])}, fastest ${ms(v[0])}, slowest ${ms(v[v.length - 1])} (${(v[v.length - 1] / v[0]).toFixed(1)}× apart)` : undefined;
+      const v = (R.cpuProbes ?? []).map((p) => p[key]).filter(Number.isFinite);
+      const [lo, hi] = [Math.min(...v), Math.max(...v)];
+      return v.length ? `median ${ms(median(v))}, fastest ${ms(lo)}, slowest ${ms(hi)} (${(hi / lo).toFixed(1)}× apart)` : undefined;
     };
     const mem = spread('memMs');
     if (mem) {

@@ -195,7 +195,6 @@ func syncRate(dir string, d time.Duration, chunk int) {
 	})
 }
 
-
 func paced(dir string, d time.Duration, rate float64, tick time.Duration) {
 	sub, err := os.MkdirTemp(dir, "skiff-bench-paced-*")
 	if err != nil {

@@ -199,7 +199,7 @@ export class Flusher {
   private async run(job: Job): Promise<void> {
     const started = performance.now();
     const name = this.walName(++this.seq);
-    const objectKey = `wal/${this.o.brokerId}/${name}`;
+    const objectKey = this.walKey(name);
     this.reservedKeys.delete(objectKey);
     this.reserveAhead();
     const parts: WalPart[] = job.parts.map(({ partition, entries }) => {
@@ -282,6 +282,10 @@ export class Flusher {
     return `${this.bootId}-${String(seq).padStart(10, '0')}`;
   }
 
+  private walKey(name: string): string {
+    return `wal/${this.o.brokerId}/${name}`;
+  }
+
   /**
    * Keeps at least maxInflight keys reserved past this flush, topped up RESERVE_BATCH times
    * that many at once: the files of a batch share their directory syncs, so the disk's
@@ -291,7 +295,7 @@ export class Flusher {
     const reserve = this.o.store.reserve;
     if (!reserve || this.closed || this.fenced || this.reservedKeys.size >= this.o.maxInflight) return;
     for (let seq = this.seq + 1; seq <= this.seq + RESERVE_BATCH * this.o.maxInflight; seq++) {
-      const key = `wal/${this.o.brokerId}/${this.walName(seq)}`;
+      const key = this.walKey(this.walName(seq));
       if (this.reservedKeys.has(key)) continue;
       this.reservedKeys.add(key);
       this.objectsInFlight.add(key);

@@ -163,9 +163,7 @@ export class FsObjectStore implements ObjectStore {
       }
     }
     if (options.unpublished) {
-      const reserved = this.reserved.get(key);
-      this.reserved.delete(key);
-      const fh = reserved && (await reserved.catch(() => undefined));
+      const fh = await this.takeReserved(key);
       return fh ? this.putReserved(file, fh, body, options) : this.putInPlace(file, body, options);
     }
     const dirPath = path.dirname(file);
@@ -260,13 +258,15 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async unreserve(key: string): Promise<void> {
+    if (this.reserved.has(key)) await this.delete(key);
+  }
+
+  /** A reservation's file, now the caller's, once made; undefined if none or it failed. */
+  private async takeReserved(key: string): Promise<FileHandle | undefined> {
     const reserved = this.reserved.get(key);
-    if (!reserved) return;
+    if (!reserved) return undefined;
     this.reserved.delete(key);
-    const fh = await reserved.catch(() => undefined);
-    if (!fh) return;
-    await fh.close().catch(() => undefined);
-    await this.delete(key);
+    return reserved.catch(() => undefined);
   }
 
   /**
@@ -524,11 +524,7 @@ export class FsObjectStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     m.requests.inc({ store: 'fs', request: 'DeleteObject' });
     const file = this.pathOf(key);
-    const reserved = this.reserved.get(key);
-    if (reserved) {
-      this.reserved.delete(key);
-      await (await reserved.catch(() => undefined))?.close().catch(() => undefined);
-    }
+    await (await this.takeReserved(key))?.close().catch(() => undefined);
     this.manifests.delete(key);
     let existed = true;
     try {
