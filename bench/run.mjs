@@ -122,6 +122,9 @@ const C = {
   catchupReps: QUICK ? 1 : 2,
   latencySeconds: QUICK ? 6 : 10,
   latencyLinger: 1,
+  // Each latency run first sends the same load for this long to another topic of the same
+  // fresh server: a Node process's first seconds under load (JIT, heap sizing) are slower.
+  latencyWarmupSeconds: QUICK ? 3 : 5,
   // the same measurement with rdkafka_performance -l (its rate limiter busy-waits): [size, acks, reps]
   latencyCrossCheck: QUICK ? [] : [[1024, -1, 1]],
   // the same rdkafka_latency run with the consumer fetching tailFetchBytes at a time: [size, acks, reps]
@@ -918,13 +921,13 @@ function worstSeconds(file) {
     .slice(0, 3);
 }
 
-async function latencyWithRdkafkaLatency(srv, topic, { size, acks, rate, consumerFetchBytes, partitions = 1 }) {
+async function latencyWithRdkafkaLatency(srv, topic, { size, acks, rate, consumerFetchBytes, partitions = 1, seconds = C.latencySeconds, skipSeconds = 1 }) {
   const series = join(runRoot, `lat-series-${topic}.txt`);
   const consumer = consumerFetchBytes ? ['-C', `fetch.message.max.bytes=${consumerFetchBytes}`] : [];
-  const r = await run(RDKLAT, ['-b', srv.broker, '-t', topic, '-s', String(size), '-a', String(acks), '-r', String(rate), '-d', String(C.latencySeconds), '-w', '1', '-p', String(partitions), '-X', `linger.ms=${C.latencyLinger}`, ...consumer, '-A', series], {
+  const r = await run(RDKLAT, ['-b', srv.broker, '-t', topic, '-s', String(size), '-a', String(acks), '-r', String(rate), '-d', String(seconds), '-w', String(skipSeconds), '-p', String(partitions), '-X', `linger.ms=${C.latencyLinger}`, ...consumer, '-A', series], {
     cwd: REPO,
     logFile: scenarioLog,
-    timeoutMs: (C.latencySeconds + 90) * 1000,
+    timeoutMs: (seconds + 90) * 1000,
     onLine(line, stream) {
       const m = stream === 'stderr' && line.match(/% ([\d.]+)s sent (\d+) delivered (\d+)/);
       if (m) progress.show(`at ${rate.toLocaleString('en-US')} msg/s: ${Number(m[3]).toLocaleString('en-US')} delivered`);
@@ -1020,11 +1023,17 @@ if (want('latency')) {
         try {
           const topic = `lat-${size}-${acksName(acks)}-${rep}`;
           await createTopic(srv, topic, 1);
+          // Warm the fresh server with the same load on another topic; its own figures (first
+          // second included) are kept to show what a cold server gives.
+          await createTopic(srv, `${topic}-warmup`, 1);
+          progress.show(`warming up: ${C.latencyWarmupSeconds} s at ${rate.toLocaleString('en-US')} msg/s`);
+          const cold = await latencyWithRdkafkaLatency(srv, `${topic}-warmup`, { size, acks, rate, consumerFetchBytes, seconds: C.latencyWarmupSeconds, skipSeconds: 0 });
           const m0 = await srv.metrics();
           const win = measureWindow([srv.pid]);
           const fn = client === 'rdkafka_latency' ? latencyWithRdkafkaLatency : latencyWithRdkafkaPerformance;
           const r = await fn(srv, topic, { size, acks, rate, label, consumerFetchBytes });
           r.cpu = win();
+          r.warmup = { seconds: C.latencyWarmupSeconds, produceLatencyMs: cold.produceLatencyMs, e2eLatencyMs: cold.e2eLatencyMs };
           const m1 = await srv.metrics();
           r.metrics = metricsDelta(m0, m1, ['skiff_broker_segments_rolled_total', 'skiff_broker_flushes_total', 'skiff_broker_checkpoints_total']);
           r.server = serverTime(metricsDelta(m0, m1, SERVER_TIME_METRICS), m1);
@@ -1061,7 +1070,8 @@ if (want('jetstream')) {
         const srv = await startNats(`latency-${size}-${rep}`);
         try {
           const win = measureWindow([srv.pid]);
-          const r = await jsbench(srv.url, 'latency', { size, seconds: C.latencySeconds, extra: ['-rate', String(rate), '-warmup', '1s', '-max-pending', String(C.jsMaxPending)], label });
+          // The same warm-up as Skiff's (see latencyWarmupSeconds), here at the start of the run.
+          const r = await jsbench(srv.url, 'latency', { size, seconds: C.latencySeconds + C.latencyWarmupSeconds, extra: ['-rate', String(rate), '-warmup', `${C.latencyWarmupSeconds + 1}s`, '-max-pending', String(C.jsMaxPending)], label });
           r.cpu = win();
           r.peakRss = (await srv.stop()).hwm;
           entry.runs.push(r);
