@@ -1,5 +1,8 @@
 // A proxy's connection to one broker: the Kafka protocol itself is the internal RPC.
-// Requests are pipelined and matched by correlation id; a lost connection fails what is in
+// Requests are pipelined and matched by correlation id. The first request on each connection
+// is an ApiVersions naming the proxy (PROXY_SOFTWARE_NAME), so that the broker answers each
+// request when it is ready instead of in request order: one client's durable produce or
+// JoinGroup does not hold up other clients' fetches. A lost connection fails what is in
 // flight (callers answer clients with a retriable error) and a reconnect starts at once, so
 // a broker that died is noticed by its refused port (onRefused) without waiting for a request.
 import net from 'node:net';
@@ -7,6 +10,10 @@ import { Reader, Writer } from '../protocol/primitives.js';
 import { requestHeaderVersion, responseHeaderVersion } from '../protocol/messages/api-keys.js';
 import { codecs } from './codecs.js';
 import { encodeRequestHeader } from '../protocol/messages/request-header.js';
+import { ApiKey } from '../protocol/messages/api-keys.js';
+import { PROXY_SOFTWARE_NAME } from './server.js';
+
+const SOFTWARE_VERSION = '1';
 
 export class BrokerUnavailableError extends Error {
   constructor(message: string) {
@@ -25,7 +32,11 @@ interface Pending {
 export class BrokerConnection {
   private socket?: net.Socket;
   private connecting?: Promise<net.Socket>;
-  private buf: Buffer = Buffer.alloc(0);
+  /** Bytes read and not yet answered: whole reads, the first starting at a frame. */
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Size of the frame at the head of `chunks`, its 4-byte prefix included; -1 until known. */
+  private need = -1;
   private pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
@@ -53,8 +64,11 @@ export class BrokerConnection {
         s.off('error', fail);
         this.socket = s;
         this.connecting = undefined;
-        this.buf = Buffer.alloc(0);
+        this.chunks = [];
+        this.buffered = 0;
+        this.need = -1;
         s.on('data', (d) => this.onData(d));
+        this.send(s, ApiKey.ApiVersions, 3, { clientSoftwareName: PROXY_SOFTWARE_NAME, clientSoftwareVersion: SOFTWARE_VERSION }, this.clientId).catch(() => undefined);
         s.on('error', () => undefined);
         s.on('close', () => {
           this.failAll(new BrokerUnavailableError(`connection to broker ${this.host}:${this.port} closed`));
@@ -73,32 +87,53 @@ export class BrokerConnection {
     for (const p of pending.values()) p.reject(err);
   }
 
+  /**
+   * Splits reads into response frames. Reads are kept as they come and joined once, when a
+   * frame is complete (a 1 MiB fetch answer arrives in many reads), so each byte is copied
+   * at most twice; a frame inside one read is not copied at all.
+   */
   private onData(d: Buffer): void {
-    this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
-    while (this.buf.length >= 4) {
-      const size = this.buf.readInt32BE(0);
-      if (this.buf.length < size + 4) return;
-      const frame = this.buf.subarray(4, size + 4);
-      this.buf = this.buf.subarray(size + 4);
-      const id = frame.readInt32BE(0);
-      const p = this.pending.get(id);
-      if (!p) continue;
-      this.pending.delete(id);
-      try {
-        const api = codecs.get(p.apiKey)!;
-        const r = new Reader(frame, 4);
-        if (responseHeaderVersion(p.apiKey, p.version) >= 1) r.taggedFields();
-        p.resolve(api.decodeResponse(r, p.version));
-      } catch (err) {
-        p.reject(err as Error);
+    this.chunks.push(d);
+    this.buffered += d.length;
+    for (;;) {
+      if (this.need < 0) {
+        if (this.buffered < 4) return;
+        if (this.chunks[0].length < 4) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
+        this.need = this.chunks[0].readInt32BE(0) + 4;
       }
+      if (this.buffered < this.need) return;
+      const whole = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
+      const frame = whole.subarray(4, this.need);
+      const rest = whole.subarray(this.need);
+      this.chunks = rest.length > 0 ? [rest] : [];
+      this.buffered = rest.length;
+      this.need = -1;
+      this.answer(frame);
+    }
+  }
+
+  private answer(frame: Buffer): void {
+    const id = frame.readInt32BE(0);
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    try {
+      const api = codecs.get(p.apiKey)!;
+      const r = new Reader(frame, 4);
+      if (responseHeaderVersion(p.apiKey, p.version) >= 1) r.taggedFields();
+      p.resolve(api.decodeResponse(r, p.version));
+    } catch (err) {
+      p.reject(err as Error);
     }
   }
 
   /** Sends one request and resolves with the decoded response. */
   async request<T>(apiKey: number, version: number, body: object, clientId = this.clientId): Promise<T> {
     if (this.closed) throw new BrokerUnavailableError('connection closed');
-    const socket = await this.connect();
+    return this.send<T>(await this.connect(), apiKey, version, body, clientId);
+  }
+
+  private send<T>(socket: net.Socket, apiKey: number, version: number, body: object, clientId: string): Promise<T> {
     const id = this.nextId++ & 0x7fffffff;
     const api = codecs.get(apiKey)!;
     const w = new Writer(256);

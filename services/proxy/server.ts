@@ -1,13 +1,17 @@
 // Client connections: Kafka framing (int32 size + frame), header decoding, dispatch to the
 // API handlers, and responses written strictly in request order on each connection
-// (KAFKA-COMPAT.md item 1). Bad input closes the connection with a log line; it never
-// throws out of here.
+// (KAFKA-COMPAT.md item 1). A proxy's own connections to a broker say so in their first
+// request (ApiVersions with PROXY_SOFTWARE_NAME) and get each response as soon as it is
+// ready: they carry many clients' requests and match answers by correlation id, so a fetch
+// must not wait behind another client's durable produce or JoinGroup. Bad input closes the
+// connection with a log line; it never throws out of here.
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { ProtocolError, Reader, Writer } from '../protocol/primitives.js';
 import { ApiKey, requestHeaderVersion, responseHeaderVersion } from '../protocol/messages/api-keys.js';
 import { decodeRequestHeader } from '../protocol/messages/request-header.js';
 import { encodeApiVersionsResponse } from '../protocol/messages/api-versions-response.js';
+import type { ApiVersionsRequest } from '../protocol/messages/api-versions-request.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { SUPPORTED, isSupported } from './versions.js';
 import { codecs } from './codecs.js';
@@ -41,6 +45,9 @@ interface Slot {
   done: boolean;
 }
 
+/** ApiVersions clientSoftwareName of a proxy's connections to brokers (see the file comment). */
+export const PROXY_SOFTWARE_NAME = 'skiff-proxy';
+
 const API_NAMES = new Map<number, string>(Object.entries(ApiKey).map(([k, v]) => [v, k]));
 
 class Connection {
@@ -54,6 +61,8 @@ class Connection {
   private closed = false;
   /** Sent a Produce request: held back while the broker is overloaded; others (fetches) are not. */
   private producing = false;
+  /** A proxy's connection: responses go out as they are ready, not in request order. */
+  private unordered = false;
   private readonly host: string;
 
   constructor(
@@ -170,6 +179,7 @@ class Connection {
       const reason = err instanceof ProtocolError ? 'malformed' : 'decode_failed';
       return this.abort(reason, `malformed ${api.name} v${apiVersion} request: closing connection`, { err: (err as Error).message });
     }
+    if (apiKey === ApiKey.ApiVersions && (request as ApiVersionsRequest).clientSoftwareName === PROXY_SOFTWARE_NAME) this.unordered = true;
     const ctx: RequestContext = {
       apiKey,
       apiVersion,
@@ -194,37 +204,38 @@ class Connection {
   }
 
   private enqueue(response: Promise<Buffer[] | undefined>, api = 'ApiVersions'): void {
+    const failed = (err: unknown) => this.abort('handler_failed', `${api} handler failed: closing connection`, { err });
+    if (this.unordered) {
+      response.then((chunks) => this.write(chunks), failed);
+      return;
+    }
     const slot: Slot = { done: false };
     this.queue.push(slot);
-    response.then(
-      (chunks) => {
-        slot.chunks = chunks;
-        slot.done = true;
-        this.flushQueue();
-      },
-      (err) => {
-        this.abort('handler_failed', `${api} handler failed: closing connection`, { err });
-      },
-    );
+    response.then((chunks) => {
+      slot.chunks = chunks;
+      slot.done = true;
+      this.flushQueue();
+    }, failed);
   }
 
   private flushQueue(): void {
-    while (this.queue.length > 0 && this.queue[0].done) {
-      const slot = this.queue.shift()!;
-      if (!slot.chunks || this.closed) continue;
-      let size = 0;
-      for (const c of slot.chunks) size += c.length;
-      const head = Buffer.allocUnsafe(4);
-      head.writeInt32BE(size, 0);
-      this.socket.cork();
-      this.socket.write(head);
-      let ok = true;
-      for (const c of slot.chunks) ok = this.socket.write(c);
-      this.socket.uncork();
-      m.bytesOut.inc(size + 4);
-      // A client that does not read its responses stops being read from.
-      if (!ok) this.socket.pause();
-    }
+    while (this.queue.length > 0 && this.queue[0].done) this.write(this.queue.shift()!.chunks);
+  }
+
+  private write(chunks: Buffer[] | undefined): void {
+    if (!chunks || this.closed) return;
+    let size = 0;
+    for (const c of chunks) size += c.length;
+    const head = Buffer.allocUnsafe(4);
+    head.writeInt32BE(size, 0);
+    this.socket.cork();
+    this.socket.write(head);
+    let ok = true;
+    for (const c of chunks) ok = this.socket.write(c);
+    this.socket.uncork();
+    m.bytesOut.inc(size + 4);
+    // A client that does not read its responses stops being read from.
+    if (!ok) this.socket.pause();
   }
 }
 

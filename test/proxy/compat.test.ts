@@ -7,6 +7,7 @@ import { buildBatch } from '../support/batches.js';
 import { ApiKey, apis } from '../../services/protocol/messages/index.js';
 import { ErrorCode } from '../../services/protocol/errors.js';
 import { BatchField } from '../../services/protocol/record-batch.js';
+import { PROXY_SOFTWARE_NAME } from '../../services/proxy/server.js';
 
 let skiff: Embedded;
 let c: TestClient;
@@ -45,6 +46,22 @@ describe('KAFKA-COMPAT.md', () => {
     const quick = metadata([{ name: 'order' }]).then(() => order.push('metadata'));
     await Promise.all([slow, quick]);
     expect(order).toEqual(['fetch', 'metadata']);
+  });
+
+  it('#1 answers a proxy\'s own connection to a broker as each answer is ready: the quick Metadata overtakes the slow Fetch', async () => {
+    // A proxy carries many clients' requests on one connection to each broker; in request
+    // order, one client's parked request would hold up everyone's answers.
+    const proxy = await TestClient.connect(skiff.kafkaPort);
+    await proxy.request(ApiKey.ApiVersions, 3, { clientSoftwareName: PROXY_SOFTWARE_NAME, clientSoftwareVersion: '1' });
+    await produce('unordered', buildBatch([{ value: 'x' }]));
+    const order: string[] = [];
+    const slow = proxy.request(ApiKey.Fetch, 11, fetchReq('unordered', { offset: 1n, maxWaitMs: 300, minBytes: 1 })).then(() => order.push('fetch'));
+    const quick = proxy
+      .request(ApiKey.Metadata, 9, { topics: [{ name: 'unordered' }], allowAutoTopicCreation: false, includeClusterAuthorizedOperations: false, includeTopicAuthorizedOperations: false })
+      .then(() => order.push('metadata'));
+    await Promise.all([slow, quick]);
+    expect(order).toEqual(['metadata', 'fetch']);
+    proxy.close();
   });
 
   it('#2 sends no response at all to acks=0', async () => {
