@@ -37,6 +37,8 @@ export interface BrokerConfig {
   flushMaxInflight: number;
   /** Adaptive batching: least time between flushes started because no write was in progress (Flusher). */
   flushMinMs?: number;
+  /** Hedged WAL writes: the least time before a slow write gets a second copy (Flusher); 0, never. */
+  putHedgeMs?: number;
   checkpointMs: number;
   cacheBytes: number;
   blockCacheBytes: number;
@@ -138,6 +140,7 @@ export class Broker implements BrokerClient {
       flushBytes: this.cfg.flushBytes,
       maxInflight: this.cfg.flushMaxInflight,
       minIntervalMs: this.cfg.flushMinMs,
+      hedgeMs: this.cfg.putHedgeMs,
       store: this.deps.store,
       meta,
       log: this.log,

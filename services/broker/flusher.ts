@@ -12,6 +12,12 @@
 // meanwhile. A batch then waits about one write instead of up to flush.ms, objects grow with
 // the load rather than with the timer, and the spacing bounds what flushes cost when writes
 // are quick (each is a file, a sync and a commit). flush.ms remains the longest wait.
+// Hedged writes (hedgeMs, for S3): commits go in flush order, so one slow PUT holds every
+// later acknowledgement. A WAL object whose write has not landed after max(hedgeMs, 4 × the
+// median of recent writes) is written again under a second key; the first copy to land is the
+// one its commit record names, and the other is deleted once its write ends (GC takes it if
+// that fails). At most one hedge is in flight, so a store that is slow for everyone gets at
+// most one extra write at a time.
 import type { Logger } from 'pino';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { Compare, MetaStore } from '../meta/meta-store.js';
@@ -30,6 +36,8 @@ export interface FlusherOptions {
    * because no write was in progress. Undefined, or not below flushMs: the timer alone.
    */
   minIntervalMs?: number;
+  /** Hedged writes (see the top of the file): the least time before a second copy; 0 or undefined, never. */
+  hedgeMs?: number;
   store: ObjectStore;
   meta: MetaStore;
   log: Logger;
@@ -62,6 +70,9 @@ interface Job {
 
 /** WAL keys reserved at a time, in multiples of maxInflight (see reserveAhead). */
 const RESERVE_BATCH = 4;
+
+/** Write times kept for the hedging threshold. */
+const RECENT_WRITES = 32;
 
 /** Commit records per transaction, under etcd's default limit of 128 operations. */
 const MAX_GROUP = 64;
@@ -118,6 +129,9 @@ export class Flusher {
    * creates their files meanwhile, off the produce path). They count as in flight for GC.
    */
   private readonly reservedKeys = new Set<string>();
+  /** The last RECENT_WRITES write times (ms), oldest first, for the hedging threshold. */
+  private readonly recentWrites: number[] = [];
+  private hedging = 0;
 
   constructor(private readonly o: FlusherOptions) {}
 
@@ -227,10 +241,12 @@ export class Flusher {
     this.writing++;
     this.objectsInFlight.add(objectKey);
     const commit = this.queueCommit(Keys.wal(this.o.brokerId, name), encodeCommitRecord(objectKey, index));
+    /** The copy the commit record names: objectKey, or its hedge if that landed first. */
+    let written = objectKey;
     void (async () => {
       try {
-        // Unpublished: only the commit record below makes the object visible to anyone.
-        await this.retry('put', () => this.o.store.put(objectKey, body, { unpublished: true }));
+        written = await this.write(objectKey, body);
+        if (written !== objectKey) commit.value = encodeCommitRecord(written, index);
         m.flushStageSeconds.observe({ stage: 'write' }, (performance.now() - started) / 1000);
       } catch (err) {
         commit.failed = err as Error;
@@ -257,11 +273,12 @@ export class Flusher {
       return;
     } finally {
       this.objectsInFlight.delete(objectKey);
+      this.objectsInFlight.delete(written);
     }
     job.parts.forEach(({ partition, entries }, i) => {
       const e = extents[i];
       partition.committed(entries, {
-        key: objectKey,
+        key: written,
         position: e.position,
         length: e.length,
         baseOffset: e.baseOffset,
@@ -276,6 +293,58 @@ export class Flusher {
     m.flushBytes.observe(size);
     m.flushSeconds.observe((performance.now() - started) / 1000);
     this.onCommitted?.(job.parts, name);
+  }
+
+  /** Writes a WAL object (hedged, see the top of the file); resolves with the key that landed first. */
+  private async write(key: string, body: Buffer[]): Promise<string> {
+    const started = performance.now();
+    // Unpublished: only the commit record makes the object visible to anyone.
+    let decided = false;
+    const put = (k: string) => this.retry('put', () => this.o.store.put(k, body, { unpublished: true }), () => decided).then(() => k);
+    const first = put(key);
+    const after = this.hedgeAfterMs();
+    let timer: NodeJS.Timeout | undefined;
+    const late = after === undefined ? false : await Promise.race([first.then(() => false, () => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), after)))]);
+    clearTimeout(timer);
+    if (!late || this.hedging > 0 || this.closed || this.fenced) {
+      await first;
+      this.noteWrite(performance.now() - started);
+      return key;
+    }
+    this.hedging++;
+    m.hedgedWrites.inc();
+    const copy = `${key}.hedge`;
+    this.objectsInFlight.add(copy);
+    const second = put(copy);
+    try {
+      const winner = await Promise.any([first, second]);
+      decided = true; // the slower copy stops retrying
+      m.hedgeWins.inc({ copy: winner === copy ? 'hedge' : 'first' });
+      const [loser, loserWrite] = winner === copy ? [key, first] : [copy, second];
+      void loserWrite
+        .then(() => this.o.store.delete(loser))
+        .catch((err) => this.o.log.debug({ err, key: loser }, 'the slower copy of a hedged WAL object was not deleted (GC will)'))
+        .finally(() => loser === copy && this.objectsInFlight.delete(copy));
+      return winner;
+    } catch (err) {
+      this.objectsInFlight.delete(copy);
+      throw (err as AggregateError).errors[0];
+    } finally {
+      this.hedging--;
+    }
+  }
+
+  /** How long a write may take before it is hedged; undefined when hedging is off. */
+  private hedgeAfterMs(): number | undefined {
+    if (!this.o.hedgeMs || this.o.hedgeMs <= 0) return undefined;
+    const sorted = [...this.recentWrites].sort((a, b) => a - b);
+    return Math.max(this.o.hedgeMs, 4 * (sorted[sorted.length >> 1] ?? 0));
+  }
+
+  private noteWrite(ms: number): void {
+    if (!this.o.hedgeMs) return;
+    this.recentWrites.push(ms);
+    if (this.recentWrites.length > RECENT_WRITES) this.recentWrites.shift();
   }
 
   private walName(seq: number): string {
@@ -370,13 +439,13 @@ export class Flusher {
   /** Hook for the broker: what a committed WAL object held, partition by partition. */
   onCommitted?: (parts: { partition: Partition; entries: Entry[] }[], walName: string) => void;
 
-  /** Retries storage and metadata failures with backoff; a fence or close ends it. */
-  private async retry(stage: 'put' | 'commit', fn: () => Promise<void>): Promise<void> {
+  /** Retries storage and metadata failures with backoff; a fence, close or `giveUp()` ends it. */
+  private async retry(stage: 'put' | 'commit', fn: () => Promise<void>, giveUp?: () => boolean): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await fn();
       } catch (err) {
-        if (err instanceof FencedError) throw err;
+        if (err instanceof FencedError || giveUp?.()) throw err;
         if (this.closed && attempt > 3) throw new FlusherClosedError();
         m.flushRetries.inc({ stage });
         this.o.log.warn({ err, stage, attempt }, 'flush step failed, retrying');

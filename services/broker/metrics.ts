@@ -28,6 +28,8 @@ export const brokerMetrics = {
     help: 'WAL objects committed by one metadata transaction (group commit)',
     buckets: [1, 2, 4, 8, 16, 32, 64],
   }),
+  hedgedWrites: new Counter({ name: 'skiff_broker_hedged_writes_total', help: 'WAL objects written a second time under another key because the first write was slow (--put-hedge-ms)' }),
+  hedgeWins: new Counter({ name: 'skiff_broker_hedge_wins_total', help: 'Hedged WAL objects by the copy that landed first and was committed: first or hedge', labelNames: ['copy'] }),
   flushRetries: new Counter({ name: 'skiff_broker_flush_retries_total', help: 'Failed WAL puts or commits that were retried', labelNames: ['stage'] }),
   unflushedBytes: new Gauge({ name: 'skiff_broker_unflushed_bytes', help: 'Bytes appended but not yet committed' }),
   partitions: new Gauge({ name: 'skiff_broker_partitions', help: 'Partitions on this broker by state', labelNames: ['state'] }),

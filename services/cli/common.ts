@@ -45,6 +45,8 @@ export function brokerConfig(c: Resolved, ownership: BrokerConfig['ownership'], 
     flushBytes: Number(c.flushBytes),
     flushMaxInflight: Math.max(1, Number(c.flushMaxInflight)),
     flushMinMs: Number(c.flushMinMs),
+    // The local store's writes are its own disk's: a second copy would wait on the same disk.
+    putHedgeMs: c.s3Bucket ? Number(c.putHedgeMs) : 0,
     checkpointMs: Math.max(100, Number(c.checkpointMs)),
     cacheBytes: Number(c.cacheBytes),
     blockCacheBytes: Number(c.blockCacheBytes),

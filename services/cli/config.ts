@@ -47,6 +47,7 @@ export const SETTINGS: Setting[] = [
   { key: 'flush-ms', kind: 'int', default: '10', doc: 'Longest time a produced batch waits before its WAL object is written. Each WAL object is one PUT on S3: see Object storage requests.', scope: DEV_BROKER },
   { key: 'flush-bytes', kind: 'int', default: '8388608', doc: 'Write a WAL object as soon as this many bytes are pending.', scope: DEV_BROKER },
   { key: 'flush-max-inflight', kind: 'int', default: '8', doc: 'WAL object writes in flight at once (commits stay in order).', scope: DEV_BROKER },
+  { key: 'put-hedge-ms', kind: 'int', default: '500', doc: 'S3: a WAL object not written after this long (or 4 × the median of recent writes, if more) is written again under a second key, and the copy that lands first is committed: one slow PUT no longer holds every later acknowledgement. 0 disables; the local store never hedges.', scope: DEV_BROKER },
   { key: 'flush-min-ms', kind: 'int', default: '5', doc: 'Adaptive batching: with no WAL object being written, flush once this long after the previous flush began instead of waiting for flush-ms (objects then grow with the load). A value of flush-ms or more keeps the plain timer.', scope: DEV_BROKER },
   { key: 'checkpoint-ms', kind: 'int', default: '10000', doc: 'How often changed partitions write their checkpoint.', scope: DEV_BROKER },
   { key: 'cache-bytes', kind: 'int', default: '268435456', doc: 'Memory for recently committed batches (tail reads). Segments roll at half of it at most, so that rolls read no batch back.', scope: DEV_BROKER },

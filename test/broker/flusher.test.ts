@@ -9,6 +9,7 @@ import { validateBatches } from '../../services/protocol/record-batch.js';
 import type { ObjectStore, PutOptions } from '../../services/storage/object-store.js';
 import { MemoryMetaStore } from '../support/memory-meta-store.js';
 import { buildBatch } from '../support/batches.js';
+import { decodeCommitRecord } from '../../services/storage/wal-object.js';
 
 const log = pino({ level: 'silent' });
 
@@ -25,11 +26,13 @@ function harness(over: Partial<FlusherOptions> = {}) {
   const hold = (list: Held[], what: string, parts: number) =>
     new Promise<void>((resolve, reject) => list.push({ what, parts, done: (err) => (err ? reject(err) : resolve()) }));
   const putOptions: (PutOptions | undefined)[] = [];
+  const deletes: string[] = [];
   const store = {
     put: (key: string, body: Buffer | Buffer[], options?: PutOptions) => {
       putOptions.push(options);
       return hold(puts, key, Array.isArray(body) ? body.length - 2 : 1); // minus index and trailer
     },
+    delete: async (key: string) => void deletes.push(key),
   } as unknown as ObjectStore;
   const meta = new MemoryMetaStore();
   const txn = meta.txn.bind(meta);
@@ -46,8 +49,17 @@ function harness(over: Partial<FlusherOptions> = {}) {
     flusher.appended(p, buf.length);
     return e;
   };
-  return { puts, commits, flusher, p, produce, putOptions };
+  return { puts, commits, flusher, p, produce, putOptions, deletes, meta };
 }
+
+/** Waits, a few ms at a time, until `done()` holds (for steps driven by the flusher's timers). */
+const until = async (done: () => boolean, ms = 5000) => {
+  const end = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+};
 
 const turns = async (n = 5) => {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
@@ -237,6 +249,60 @@ describe('flusher', () => {
     expect(calls.map((c) => Number(c.split(' ')[1])).sort((a, b) => a - b)).toEqual([9, 10, 11, 12, 13, 14, 15, 16]);
     expect(calls.every((c) => c.startsWith('unreserve'))).toBe(true);
     expect(h.flusher.objectsInFlight.size).toBe(0);
+  });
+
+  it('hedged writes: a slow WAL write gets a second copy, the first copy to land is committed and the other deleted', async () => {
+    const h = harness({ hedgeMs: 30 });
+    flushers.push(h.flusher);
+    const e = h.produce('a');
+    let acked = false;
+    void h.p.waitCommitted(e.lastOffset).then(() => (acked = true));
+    await until(() => h.puts.length === 2); // the first write is held past 30 ms
+    const [slow, copy] = h.puts.map((x) => x.what);
+    expect(copy).toBe(`${slow}.hedge`);
+    expect(h.flusher.objectsInFlight.has(copy)).toBe(true); // kept from GC while written
+    h.puts[1].done();
+    await until(() => h.commits.length === 1);
+    h.commits[0].done();
+    await until(() => acked);
+    // The commit record and the partition's extent name the copy that landed.
+    const [record] = await h.meta.getPrefix('/skiff/wal/');
+    expect(decodeCommitRecord(record.value).objectKey).toBe(copy);
+    expect(h.p.extents.map((x) => x.key)).toEqual([copy]);
+    expect(h.deletes).toEqual([]); // the slow write is still going
+    h.puts[0].done();
+    await until(() => h.deletes.length === 1);
+    expect(h.deletes).toEqual([slow]);
+    expect([...h.flusher.objectsInFlight]).toEqual([]);
+    // A quick write is not hedged.
+    const e2 = h.produce('b');
+    await until(() => h.puts.length === 3);
+    h.puts[2].done();
+    await until(() => h.commits.length === 2);
+    h.commits[1].done();
+    await h.p.waitCommitted(e2.lastOffset);
+    expect(h.puts).toHaveLength(3);
+  });
+
+  it('hedged writes: at most one second copy in flight, whatever the number of slow writes', async () => {
+    const h = harness({ hedgeMs: 30, minIntervalMs: undefined });
+    flushers.push(h.flusher);
+    h.produce('a');
+    h.flusher.flush();
+    h.produce('b');
+    h.flusher.flush();
+    await until(() => h.puts.length === 3);
+    await new Promise((r) => setTimeout(r, 100)); // well past the threshold of both writes
+    expect(h.puts.map((x) => x.what.endsWith('.hedge'))).toEqual([false, false, true]);
+    for (const x of h.puts) x.done();
+    let drained = false;
+    void h.flusher.drain().then(() => (drained = true));
+    let released = 0;
+    await until(() => {
+      while (released < h.commits.length) h.commits[released++].done();
+      return drained;
+    });
+    expect(h.puts).toHaveLength(3);
   });
 
   it('a failed write acknowledges nothing and its batches are retried in the next write', async () => {
