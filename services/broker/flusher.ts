@@ -320,6 +320,7 @@ export class Flusher {
       const winner = await Promise.any([first, second]);
       decided = true; // the slower copy stops retrying
       m.hedgeWins.inc({ copy: winner === copy ? 'hedge' : 'first' });
+      this.noteWrite(performance.now() - started);
       const [loser, loserWrite] = winner === copy ? [key, first] : [copy, second];
       void loserWrite
         .then(() => this.o.store.delete(loser))
