@@ -15,7 +15,7 @@ import { BatchError, batchesOf, recordTimestamps, validateBatches } from '../pro
 import { decodeCommitRecord, verifyExtent, type Extent } from '../storage/wal-object.js';
 import { SegmentBuilder, decodeSegmentIndex, segmentIndexRange, segmentKey, type SegmentBlock, type SegmentRef } from '../storage/segment.js';
 import { Partition, PartitionUnavailableError, type Entry, type PartitionState, type StoredExtent } from './partition.js';
-import { Flusher, FencedError } from './flusher.js';
+import { Flusher, FencedError, CommitOutcomeUnknownError } from './flusher.js';
 import { brokerMetrics as m } from './metrics.js';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.js';
 import { topicConfigValue } from '../meta/topic-config.js';
@@ -624,7 +624,9 @@ export class Broker implements BrokerClient {
       try {
         await this.awaitCommit(p, entry.lastOffset, timeoutMs);
       } catch (err) {
-        const errorCode = err instanceof TimeoutError ? ErrorCode.REQUEST_TIMED_OUT : ErrorCode.NOT_LEADER_OR_FOLLOWER;
+        // Possibly persisted (a timeout, or a commit whose outcome is unknown): the client must
+        // retry with the same sequence numbers; NOT_LEADER_OR_FOLLOWER would say "not written".
+        const errorCode = err instanceof TimeoutError || err instanceof CommitOutcomeUnknownError ? ErrorCode.REQUEST_TIMED_OUT : ErrorCode.NOT_LEADER_OR_FOLLOWER;
         return { errorCode, baseOffset: -1, logStartOffset: p.logStartOffset, errorMessage: (err as Error).message };
       }
     }

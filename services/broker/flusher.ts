@@ -54,6 +54,20 @@ export class FencedError extends Error {
   }
 }
 
+/**
+ * Fenced after a commit attempt whose outcome is unknown (the metadata store failed to answer,
+ * so the transaction may have applied): the batches may be durable after all. Producers are
+ * told REQUEST_TIMED_OUT ("possibly persisted": an idempotent producer retries with the same
+ * sequence numbers, which the partition's next owner recognises if they were written), not
+ * NOT_LEADER_OR_FOLLOWER ("not persisted").
+ */
+export class CommitOutcomeUnknownError extends FencedError {
+  constructor() {
+    super('fenced after a commit attempt whose outcome is unknown: the write may be durable');
+    this.name = 'CommitOutcomeUnknownError';
+  }
+}
+
 export class FlusherClosedError extends Error {
   constructor() {
     super('flusher closed before the write was committed');
@@ -413,12 +427,20 @@ export class Flusher {
     }
     if (group.length === 0) return;
     this.committing = true;
+    /** An attempt failed without an answer: it may have applied. */
+    let uncertain = false;
     void this.retry('commit', async () => {
-      const res = await this.o.meta.txn(
-        this.o.fence(),
-        group.map((c) => ({ type: 'put' as const, key: c.key, value: c.value })),
-      );
-      if (!res.succeeded) throw new FencedError();
+      let res;
+      try {
+        res = await this.o.meta.txn(
+          this.o.fence(),
+          group.map((c) => ({ type: 'put' as const, key: c.key, value: c.value })),
+        );
+      } catch (err) {
+        uncertain = true;
+        throw err;
+      }
+      if (!res.succeeded) throw uncertain ? new CommitOutcomeUnknownError() : new FencedError();
     }).then(
       () => {
         const now = performance.now();

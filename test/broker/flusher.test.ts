@@ -3,7 +3,7 @@
 // before both the WAL object and its commit record are durable.
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { Flusher, type FlusherOptions } from '../../services/broker/flusher.js';
+import { CommitOutcomeUnknownError, FencedError, Flusher, type FlusherOptions } from '../../services/broker/flusher.js';
 import { Partition } from '../../services/broker/partition.js';
 import { validateBatches } from '../../services/protocol/record-batch.js';
 import type { ObjectStore, PutOptions } from '../../services/storage/object-store.js';
@@ -303,6 +303,34 @@ describe('flusher', () => {
       return drained;
     });
     expect(h.puts).toHaveLength(3);
+  });
+
+  it('fenced after a commit attempt that got no answer: the batches are "possibly persisted", not "not written"', async () => {
+    // The registration the fence compares; a test deletes it to fence the broker.
+    const REG = '/skiff/brokers/1';
+    for (const unanswered of [true, false]) {
+      const fencedWith: Error[] = [];
+      const h = harness({ fence: () => [{ key: REG, target: 'exists', value: true }], onFenced: (err) => void fencedWith.push(err) });
+      flushers.push(h.flusher);
+      await h.meta.put(REG, Buffer.from('1'));
+      const e = h.produce('a');
+      const outcome = h.p.waitCommitted(e.lastOffset).then(() => undefined, (err: Error) => err);
+      await until(() => h.puts.length === 1);
+      h.puts[0].done();
+      await until(() => h.commits.length === 1);
+      if (unanswered) {
+        // The metadata store fails to answer (it may have applied the transaction), the
+        // broker's lease runs out, and the retry is refused by the fence.
+        h.commits[0].done(new Error('deadline exceeded'));
+        await until(() => h.commits.length === 2);
+      }
+      await h.meta.delete(REG);
+      h.commits[h.commits.length - 1].done();
+      const err = await outcome;
+      expect(err).toBeInstanceOf(FencedError);
+      expect(err instanceof CommitOutcomeUnknownError, `after ${unanswered ? 'an unanswered attempt' : 'a refused attempt alone'}`).toBe(unanswered);
+      expect(fencedWith).toHaveLength(1);
+    }
   });
 
   it('a failed write acknowledges nothing and its batches are retried in the next write', async () => {

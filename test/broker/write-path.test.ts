@@ -67,6 +67,26 @@ describe('broker write path', () => {
     expect(values(f[0].records)).toContain('v2');
   });
 
+  it('answers REQUEST_TIMED_OUT ("possibly persisted"), not NOT_LEADER_OR_FOLLOWER, when fenced after a commit attempt got no answer', async () => {
+    const dir = await tempDir();
+    const t = await open(dir);
+    cleanups.push(() => t.broker.close());
+    const rec = await topic(t, 'unknown-outcome');
+    // The metadata store does not answer the first commit of the WAL record (it may have
+    // applied it), and the retry is refused by the fence, as when the lease ran out meanwhile.
+    const txn = t.meta.txn.bind(t.meta);
+    let walCommits = 0;
+    vi.spyOn(t.meta, 'txn').mockImplementation(async (compares, success, failure) => {
+      if (success.some((op) => op.key.startsWith(Keys.walPrefix)) && ++walCommits <= 2) {
+        if (walCommits === 1) throw new Error('deadline exceeded');
+        return { succeeded: false, revision: 0 };
+      }
+      return txn(compares, success, failure);
+    });
+    const r = await t.broker.produce(rec.id, 0, buildBatch([{ value: 'v' }]), -1, 5000);
+    expect(r.errorCode).toBe(ErrorCode.REQUEST_TIMED_OUT);
+  });
+
   it('answers acks=1 before the flush, but consumers only see the data once committed', async () => {
     const dir = await tempDir();
     const t = await open(dir, { flushMs: 60_000 });
