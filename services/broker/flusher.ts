@@ -20,7 +20,7 @@
 // most one extra write at a time.
 import type { Logger } from 'pino';
 import type { ObjectStore } from '../storage/object-store.js';
-import type { Compare, MetaStore } from '../meta/meta-store.js';
+import type { Compare, MetaStore, TxnResult } from '../meta/meta-store.js';
 import { buildWalObject, encodeCommitRecord, type WalPart } from '../storage/wal-object.js';
 import { Keys } from '../meta/keys.js';
 import type { Entry, Partition } from './partition.js';
@@ -317,10 +317,7 @@ export class Flusher {
     const put = (k: string) => this.retry('put', () => this.o.store.put(k, body, { unpublished: true }), () => decided).then(() => k);
     const first = put(key);
     const after = this.hedgeAfterMs();
-    let timer: NodeJS.Timeout | undefined;
-    const late = after === undefined ? false : await Promise.race([first.then(() => false, () => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), after)))]);
-    clearTimeout(timer);
-    if (!late || this.hedging > 0 || this.closed || this.fenced) {
+    if (after === undefined || !(await this.outlasts(first, after)) || this.hedging > 0 || this.closed || this.fenced) {
       await first;
       this.noteWrite(performance.now() - started);
       return key;
@@ -347,6 +344,14 @@ export class Flusher {
     } finally {
       this.hedging--;
     }
+  }
+
+  /** Whether `write` is still going after `ms` (false as soon as it ends, either way). */
+  private async outlasts(write: Promise<unknown>, ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([write.then(() => false, () => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), ms)))]);
+    clearTimeout(timer);
+    return late;
   }
 
   /** How long a write may take before it is hedged; undefined when hedging is off. */
@@ -430,7 +435,7 @@ export class Flusher {
     /** An attempt failed without an answer: it may have applied. */
     let uncertain = false;
     void this.retry('commit', async () => {
-      let res;
+      let res: TxnResult;
       try {
         res = await this.o.meta.txn(
           this.o.fence(),

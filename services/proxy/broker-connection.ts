@@ -7,10 +7,9 @@
 // a broker that died is noticed by its refused port (onRefused) without waiting for a request.
 import net from 'node:net';
 import { Reader, Writer } from '../protocol/primitives.js';
-import { requestHeaderVersion, responseHeaderVersion } from '../protocol/messages/api-keys.js';
+import { ApiKey, requestHeaderVersion, responseHeaderVersion } from '../protocol/messages/api-keys.js';
 import { codecs } from './codecs.js';
 import { encodeRequestHeader } from '../protocol/messages/request-header.js';
-import { ApiKey } from '../protocol/messages/api-keys.js';
 import { PROXY_SOFTWARE_NAME } from './server.js';
 
 const SOFTWARE_VERSION = '1';
