@@ -192,8 +192,12 @@ export class Broker implements BrokerClient {
     if (this.fenced || this.closing) return;
     this.fenced = true;
     this.log.error({ err }, 'broker fenced: dropping unacknowledged writes');
+    // Writes whose commit was sent without an answer may still apply: their producers are told
+    // REQUEST_TIMED_OUT ("possibly persisted"); the rest will never be committed.
+    const inDoubt = this.flusher?.abort() ?? new Map<Partition, number>();
     for (const p of this.partitionsByKey.values()) {
-      p.abandonUncommitted(err);
+      const through = inDoubt.get(p);
+      p.abandonUncommitted(err, through === undefined ? undefined : { through, err: new CommitOutcomeUnknownError() });
       p.transition('Fenced', err.message);
     }
     this.onFenced?.(err);
@@ -429,7 +433,7 @@ export class Broker implements BrokerClient {
       p.leaderEpoch = Math.max(c.leaderEpoch, epoch);
       p.segments = c.segments;
       for (const e of c.extents) p.addExtent(e, Date.now());
-      for (const b of c.producers) p.producers.record(b);
+      for (const b of c.producers) p.producers.record(b, false);
     }
     const replay = (wal.get(p.key) ?? []).sort((a, b) => a.extent.baseOffset - b.extent.baseOffset);
     for (const { key, extent: e } of replay) {
@@ -438,7 +442,7 @@ export class Broker implements BrokerClient {
         this.log.error({ topic: p.topic, partition: p.index, expected: p.highWatermark, found: e.baseOffset }, 'gap in committed WAL records');
       }
       p.addExtent({ key, position: e.position, length: e.length, baseOffset: e.baseOffset, lastOffset: e.lastOffset, maxTimestamp: e.maxTimestamp, crc: e.crc }, Date.now());
-      for (const b of e.producers) p.producers.record(b);
+      for (const b of e.producers) p.producers.record(b, false);
       p.highWatermark = e.lastOffset + 1;
       p.dirty = true;
     }
@@ -607,6 +611,15 @@ export class Broker implements BrokerClient {
       if (v.kind === 'duplicate') {
         if (acks === -1) await this.awaitCommit(p, v.lastOffset, timeoutMs);
         return { errorCode: ErrorCode.NONE, baseOffset: v.baseOffset, logStartOffset: p.logStartOffset };
+      }
+      if (v.kind === 'outOfOrder' && !v.live) {
+        // The first batch this owner sees from the producer skips sequence numbers: the batch
+        // before it was most likely refused while the partition moved here (NOT_LEADER), and
+        // its retry is on the way. Clients send to the proxy, which hides the move, so the two
+        // can straddle it. OUT_OF_ORDER_SEQUENCE_NUMBER would make librdkafka bump its epoch and
+        // renumber its unacknowledged batches, duplicating any that had been written; a
+        // retriable "not written" answer lets the retry come first.
+        return { errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, baseOffset: -1, logStartOffset: p.logStartOffset, errorMessage: 'sequence gap from a producer not yet seen since this partition opened here' };
       }
       if (v.kind !== 'ok') {
         const errorCode =

@@ -95,6 +95,8 @@ const MAX_GROUP = 64;
 interface Commit {
   key: string;
   value: Buffer;
+  /** The last offset its WAL object holds, partition by partition. */
+  covers: Map<Partition, number>;
   /** Its object is written (or its write failed, with `failed` set). */
   ready: boolean;
   failed?: Error;
@@ -128,6 +130,11 @@ export class Flusher {
   /** Commits in flush order; a prefix of ready ones goes out at a time. */
   private commits: Commit[] = [];
   private committing = false;
+  /**
+   * The group whose transaction has been sent and not yet answered (or failed without an
+   * answer and is being retried): it may apply even after this broker is fenced.
+   */
+  private sent: Commit[] = [];
   private seq = 0;
   private closed = false;
   private fenced = false;
@@ -254,7 +261,8 @@ export class Flusher {
     m.flushStageSeconds.observe({ stage: 'wait' }, (started - job.since) / 1000);
     this.writing++;
     this.objectsInFlight.add(objectKey);
-    const commit = this.queueCommit(Keys.wal(this.o.brokerId, name), encodeCommitRecord(objectKey, index));
+    const covers = new Map(job.parts.map(({ partition, entries }) => [partition, entries[entries.length - 1].lastOffset]));
+    const commit = this.queueCommit(Keys.wal(this.o.brokerId, name), encodeCommitRecord(objectKey, index), covers);
     /** The copy the commit record names: objectKey, or its hedge if that landed first. */
     let written = objectKey;
     void (async () => {
@@ -405,14 +413,14 @@ export class Flusher {
   }
 
   /** Queues a WAL object's commit record behind those of earlier flushes. */
-  private queueCommit(key: string, value: Buffer): Commit {
+  private queueCommit(key: string, value: Buffer, covers: Map<Partition, number>): Commit {
     let resolve!: () => void;
     let reject!: (err: Error) => void;
     const done = new Promise<void>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    const c: Commit = { key, value, ready: false, since: 0, resolve, reject, done };
+    const c: Commit = { key, value, covers, ready: false, since: 0, resolve, reject, done };
     this.commits.push(c);
     return c;
   }
@@ -424,6 +432,12 @@ export class Flusher {
    */
   private pumpCommits(): void {
     if (this.committing) return;
+    if (this.fenced) {
+      // Nothing is sent once fenced: a transaction sent now could still apply before the
+      // metadata store expires the lease, and its producers have been told "not written".
+      for (const c of this.commits.splice(0)) c.reject(new FencedError());
+      return;
+    }
     const group: Commit[] = [];
     while (group.length < MAX_GROUP && this.commits.length > 0 && this.commits[0].ready) {
       const c = this.commits.shift()!;
@@ -432,6 +446,7 @@ export class Flusher {
     }
     if (group.length === 0) return;
     this.committing = true;
+    this.sent = group;
     /** An attempt failed without an answer: it may have applied. */
     let uncertain = false;
     void this.retry('commit', async () => {
@@ -460,6 +475,7 @@ export class Flusher {
       },
     ).finally(() => {
       this.committing = false;
+      this.sent = [];
       this.pumpCommits();
     });
   }
@@ -489,14 +505,23 @@ export class Flusher {
     await new Promise<void>((r) => this.idleWaiters.push(r));
   }
 
-  /** Fenced: stop flushing; in-flight steps give up instead of retrying. */
-  abort(): void {
+  /**
+   * Fenced: stop flushing; in-flight steps give up instead of retrying, and no commit is sent
+   * any more. Returns, per partition, the last offset whose commit was sent without an answer:
+   * it may still apply (the metadata store may have it queued), so through that offset the
+   * outcome is unknown; beyond it nothing will be committed.
+   */
+  abort(): Map<Partition, number> {
+    const inDoubt = new Map<Partition, number>();
+    for (const c of this.sent) for (const [p, last] of c.covers) inDoubt.set(p, Math.max(inDoubt.get(p) ?? -1, last));
     this.fenced = true;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.cancelSoon();
     for (const w of this.idleWaiters.splice(0)) w();
     void this.unreserveAll();
+    if (!this.committing) this.pumpCommits();
+    return inDoubt;
   }
 
   async close(): Promise<void> {

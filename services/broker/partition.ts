@@ -190,9 +190,13 @@ export class Partition {
     this.waiters = still;
   }
 
-  /** Drops everything not committed (fencing, failed flush): producers see a retriable error. */
-  abandonUncommitted(err: Error): void {
-    for (const w of this.waiters) w.reject(err);
+  /**
+   * Drops everything not committed (fencing, failed flush): producers see a retriable error.
+   * Waiters through `inDoubt.through` get `inDoubt.err` instead: their commit was sent and may
+   * yet apply.
+   */
+  abandonUncommitted(err: Error, inDoubt?: { through: number; err: Error }): void {
+    for (const w of this.waiters) w.reject(inDoubt && w.offset <= inDoubt.through ? inDoubt.err : err);
     this.waiters = [];
     this.pending = [];
     this.pendingBytes = 0;

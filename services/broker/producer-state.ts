@@ -8,13 +8,16 @@ export const PRODUCER_WINDOW = 5;
 export type SequenceVerdict =
   | { kind: 'ok' }
   | { kind: 'duplicate'; baseOffset: number; lastOffset: number }
-  | { kind: 'outOfOrder' }
+  /** `live`: this producer's batches were appended here since the partition opened, not only recovered. */
+  | { kind: 'outOfOrder'; live: boolean }
   | { kind: 'unknownProducer' }
   | { kind: 'fencedEpoch' };
 
 interface ProducerEntry {
   epoch: number;
   batches: ProducerBatch[];
+  /** A batch of this producer was appended since the partition opened (not only recovered). */
+  live: boolean;
 }
 
 const nextSeq = (seq: number) => (seq === 0x7fffffff ? 0 : seq + 1);
@@ -26,23 +29,25 @@ export class ProducerStates {
     const p = this.producers.get(producerId);
     if (!p) return baseSequence === 0 ? { kind: 'ok' } : { kind: 'unknownProducer' };
     if (epoch < p.epoch) return { kind: 'fencedEpoch' };
-    if (epoch > p.epoch) return baseSequence === 0 ? { kind: 'ok' } : { kind: 'outOfOrder' };
+    if (epoch > p.epoch) return baseSequence === 0 ? { kind: 'ok' } : { kind: 'outOfOrder', live: false };
     for (const b of p.batches) {
       if (b.baseSequence === baseSequence && b.lastSequence === lastSequence) {
         return { kind: 'duplicate', baseOffset: b.baseOffset, lastOffset: b.lastOffset };
       }
     }
     const last = p.batches[p.batches.length - 1];
-    if (last && baseSequence !== nextSeq(last.lastSequence)) return { kind: 'outOfOrder' };
+    if (last && baseSequence !== nextSeq(last.lastSequence)) return { kind: 'outOfOrder', live: p.live };
     return { kind: 'ok' };
   }
 
-  record(b: ProducerBatch): void {
+  /** `live`: appended now, rather than read back from a checkpoint or the WAL on recovery. */
+  record(b: ProducerBatch, live = true): void {
     let p = this.producers.get(b.producerId);
     if (!p || b.producerEpoch > p.epoch) {
-      p = { epoch: b.producerEpoch, batches: [] };
+      p = { epoch: b.producerEpoch, batches: [], live: false };
       this.producers.set(b.producerId, p);
     }
+    p.live ||= live;
     p.batches.push(b);
     if (p.batches.length > PRODUCER_WINDOW) p.batches.shift();
   }

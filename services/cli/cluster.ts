@@ -223,7 +223,11 @@ export async function runProxy(c: Resolved, log: Logger): Promise<Running> {
     for (let attempt = 0; !stopping; attempt++) {
       try {
         const l = await meta.grantLease(ttl);
-        await meta.put(Keys.proxy(nodeId), Buffer.from(JSON.stringify(reg)), { lease: l.id });
+        // A lease whose key was not written is given back, not left to be "lost" later.
+        await meta.put(Keys.proxy(nodeId), Buffer.from(JSON.stringify(reg)), { lease: l.id }).catch(async (err: unknown) => {
+          await l.revoke().catch(() => undefined);
+          throw err;
+        });
         lease = l;
         l.onLost(() => void register());
         if (attempt > 0) log.info({ attempt }, 'proxy registered again');

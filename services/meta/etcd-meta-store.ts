@@ -11,8 +11,20 @@ import { MetaStoreClosedError, type Compare, type KeyValue, type Lease, type Met
 // module by lexing its source and that of every module it re-exports, dozens for etcd3 and
 // nats, enough work that V8 optimises the lexer on a compiler thread whose memory (some
 // 8 MB, with nats-bus.ts) then stays with the process for good.
-const { Etcd3, EtcdLeaseInvalidError } = createRequire(import.meta.url)('etcd3') as typeof import('etcd3');
+const require = createRequire(import.meta.url);
+const { Etcd3, EtcdLeaseInvalidError, isRecoverableError } = require('etcd3') as typeof import('etcd3');
 type Etcd3 = import('etcd3').Etcd3;
+const { circuitBreaker, ConsecutiveBreaker, handleWhen, noop } = require('cockatiel') as typeof import('cockatiel');
+
+/**
+ * etcd3 puts a circuit breaker on every host: three failures in a row and the host is skipped
+ * for five seconds. That only helps when there is another host to go to. With one endpoint it
+ * refuses every call for up to five seconds after etcd is back, which holds up brokers
+ * rejoining and proxies answering CreateTopics. So: no breaker for a single endpoint, and a
+ * one-second one for several.
+ */
+const hostPolicy = (hosts: string[]) =>
+  hosts.length > 1 ? () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }) : () => noop;
 
 export interface EtcdMetaStoreOptions {
   /** e.g. ['http://127.0.0.1:2379']. */
@@ -43,7 +55,7 @@ export class EtcdMetaStore implements MetaStore {
   /** Connects and checks that etcd answers, so a wrong address fails at start-up, not later. */
   static async connect(options: EtcdMetaStoreOptions): Promise<EtcdMetaStore> {
     const dialTimeout = options.dialTimeoutMs ?? 5000;
-    const client = new Etcd3({ hosts: options.hosts, auth: options.auth, dialTimeout });
+    const client = new Etcd3({ hosts: options.hosts, auth: options.auth, dialTimeout, faultHandling: { host: hostPolicy(options.hosts) } });
     try {
       await client.maintenance.status({ deadline: Date.now() + dialTimeout });
     } catch (err) {

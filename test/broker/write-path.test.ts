@@ -77,7 +77,7 @@ describe('broker write path', () => {
     const txn = t.meta.txn.bind(t.meta);
     let walCommits = 0;
     vi.spyOn(t.meta, 'txn').mockImplementation(async (compares, success, failure) => {
-      if (success.some((op) => op.key.startsWith(Keys.walPrefix)) && ++walCommits <= 2) {
+      if (success.some((op) => 'key' in op && op.key.startsWith(Keys.walPrefix)) && ++walCommits <= 2) {
         if (walCommits === 1) throw new Error('deadline exceeded');
         return { succeeded: false, revision: 0 };
       }
@@ -85,6 +85,52 @@ describe('broker write path', () => {
     });
     const r = await t.broker.produce(rec.id, 0, buildBatch([{ value: 'v' }]), -1, 5000);
     expect(r.errorCode).toBe(ErrorCode.REQUEST_TIMED_OUT);
+  });
+
+  it('when its lease is lost while a commit is unanswered, tells those producers REQUEST_TIMED_OUT and sends no commit after', async () => {
+    const dir = await tempDir();
+    const t = await open(dir, { flushMs: 60_000, flushMaxInflight: 2 });
+    cleanups.push(() => t.broker.close());
+    const rec = await topic(t, 'lease-lost', 2);
+    const put = t.store.put.bind(t.store);
+    const written: Promise<unknown>[] = [];
+    vi.spyOn(t.store, 'put').mockImplementation((...args) => {
+      const w = put(...args);
+      written.push(w);
+      return w;
+    });
+    // The metadata store takes the WAL commit and does not answer (etcd frozen): it may apply
+    // it later, before it expires the lease, so the outcome is unknown.
+    const txn = t.meta.txn.bind(t.meta);
+    const walCommits: string[][] = [];
+    let sent!: () => void;
+    const commitSent = new Promise<void>((r) => (sent = r));
+    let answer!: () => void;
+    vi.spyOn(t.meta, 'txn').mockImplementation(async (compares, success, failure) => {
+      if (!success.some((op) => 'key' in op && op.key.startsWith(Keys.walPrefix))) return txn(compares, success, failure);
+      walCommits.push(success.map((op) => ('key' in op ? op.key : op.prefix)));
+      if (walCommits.length > 1) return txn(compares, success, failure);
+      sent();
+      await new Promise<void>((r) => (answer = r));
+      return txn(compares, success, failure);
+    });
+    const flusher = (t.broker as unknown as { flusher: { flush(): void; drain(): Promise<void> } }).flusher;
+    const first = t.broker.produce(rec.id, 0, buildBatch([{ value: 'sent' }]), -1, 30_000);
+    flusher.flush();
+    await commitSent;
+    // Appended after that commit went out: its own WAL object is written but never committed.
+    const later = t.broker.produce(rec.id, 1, buildBatch([{ value: 'queued' }]), -1, 30_000);
+    flusher.flush();
+    await vi.waitFor(() => expect(written).toHaveLength(2));
+    await Promise.all(written);
+    await t.meta.expireLease(t.broker.registrationLease!.id);
+    expect((await first).errorCode).toBe(ErrorCode.REQUEST_TIMED_OUT);
+    expect((await later).errorCode).toBe(ErrorCode.NOT_LEADER_OR_FOLLOWER);
+    // The store answers at last: the fenced broker sends nothing more, though its second WAL
+    // object is written (a commit sent now could apply before the lease is expired).
+    answer();
+    await flusher.drain();
+    expect(walCommits).toHaveLength(1);
   });
 
   it('answers acks=1 before the flush, but consumers only see the data once committed', async () => {
@@ -170,6 +216,26 @@ describe('broker write path', () => {
     const retry = await again.broker.produce(rec.id, 0, buildBatch([{ value: 'x' }], { producerId, producerEpoch: 0, baseSequence: 0 }), -1, 5000);
     expect(retry).toMatchObject({ errorCode: ErrorCode.NONE, baseOffset: first.baseOffset });
     expect(again.broker.partitions()[0].highWatermark).toBe(1);
+  });
+
+  it('after a move, answers a batch that skips ahead of a batch still on its way NOT_LEADER_OR_FOLLOWER (retriable), not OUT_OF_ORDER_SEQUENCE', async () => {
+    const dir = await tempDir();
+    const t = await open(dir);
+    const rec = await topic(t, 'idem-moved');
+    const producerId = 4343n;
+    const seq = (baseSequence: number, value: string) => buildBatch([{ value }], { producerId, producerEpoch: 0, baseSequence });
+    expect((await t.broker.produce(rec.id, 0, seq(0, 'a'), -1, 5000)).errorCode).toBe(ErrorCode.NONE);
+    // The partition opens on its next owner (here: the same broker, restarted). The producer's
+    // batch with sequence 1 was refused during the move, and the one after it arrives first.
+    const moved = await open(dir);
+    cleanups.push(() => moved.broker.close());
+    const ahead = await moved.broker.produce(rec.id, 0, seq(2, 'c'), -1, 5000);
+    expect(ahead.errorCode).toBe(ErrorCode.NOT_LEADER_OR_FOLLOWER);
+    expect(await moved.broker.produce(rec.id, 0, seq(1, 'b'), -1, 5000)).toMatchObject({ errorCode: ErrorCode.NONE, baseOffset: 1 });
+    expect(await moved.broker.produce(rec.id, 0, seq(2, 'c'), -1, 5000)).toMatchObject({ errorCode: ErrorCode.NONE, baseOffset: 2 });
+    // Once the producer is seen here, a gap is what Kafka says it is (KAFKA-COMPAT #18).
+    expect((await moved.broker.produce(rec.id, 0, seq(9, 'z'), -1, 5000)).errorCode).toBe(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
+    expect(moved.broker.partitions()[0].highWatermark).toBe(3);
   });
 
   it('moves the log start offset on DeleteRecords and answers reads below it with OFFSET_OUT_OF_RANGE', async () => {

@@ -582,6 +582,18 @@ describe('with a real etcd', () => {
       await expect(EtcdMetaStore.connect({ hosts: ['http://127.0.0.1:1'], dialTimeoutMs: 500 })).rejects.toThrow();
     });
 
+    it('answers again as soon as etcd is back from an outage, with no circuit breaker holding calls off', async () => {
+      const s = await EtcdMetaStore.connect({ hosts: etcd.endpoints, prefix: `/outage-${++n}/` });
+      await s.put('k', b('before'));
+      await etcd.kill();
+      // Enough failures in a row to open a per-host circuit breaker (etcd3's default: three,
+      // then every call refused for five seconds, however soon etcd is back).
+      for (let i = 0; i < 5; i++) await expect(s.get('k')).rejects.toThrow();
+      await etcd.restart();
+      expect((await s.get('k'))?.value.toString()).toBe('before');
+      await s.close();
+    });
+
     // Last: it leaves the client's connection to etcd recovering from the pause.
     it('declares a lease lost when etcd stops answering for longer than its TTL', async () => {
       const s = await EtcdMetaStore.connect({ hosts: etcd.endpoints, prefix: `/lost-${++n}/` });
