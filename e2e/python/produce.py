@@ -2,6 +2,7 @@
 
 usage: produce.py BOOTSTRAP TOPIC COUNT [--idempotent] [--compression CODEC]
                   [--partition N | --round-robin N] [--timestamp-base MS --timestamp-step MS] [--id-prefix P]
+                  [--linger-ms MS] [--value-pad N] [--metadata-first]
 Message i has key "k<i % 10>" and value "<prefix><i>" (plus --value-pad dots); with --timestamp-base its
 CreateTime is base + i * step. Prints {"acked": [[value, partition, offset, timestamp]...],
 "errors": [[value, error]...], "unflushed": n}.
@@ -27,6 +28,10 @@ def main():
     ap.add_argument("--id-prefix", default="m-")
     ap.add_argument("--linger-ms", type=int, default=5)
     ap.add_argument("--value-pad", type=int, default=0, help="append this many '.' so compression pays off")
+    ap.add_argument("--metadata-first", action="store_true",
+                    help="learn the topic's leaders before producing, so the messages wait out linger.ms in their "
+                         "partition's queue (otherwise, on a topic it has not seen, librdkafka holds them until the "
+                         "metadata arrives and may then send each as its own batch)")
     a = ap.parse_args()
 
     conf = base_config(a.bootstrap, **{
@@ -38,6 +43,8 @@ def main():
     if a.idempotent:
         conf["enable.idempotence"] = True
     producer = Producer(conf)
+    if a.metadata_first:
+        producer.list_topics(a.topic, timeout=10)
     acked, errors = [], []
 
     def on_delivery(err, msg):
