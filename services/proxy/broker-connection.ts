@@ -21,6 +21,17 @@ export class BrokerUnavailableError extends Error {
   }
 }
 
+/**
+ * A request was written to the broker and its answer will not come (the connection closed):
+ * the broker may have carried it out.
+ */
+export class AnswerLostError extends BrokerUnavailableError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AnswerLostError';
+  }
+}
+
 interface Pending {
   apiKey: number;
   version: number;
@@ -61,6 +72,13 @@ export class BrokerConnection {
       s.once('error', fail);
       s.once('connect', () => {
         s.off('error', fail);
+        if (this.closed) {
+          // Closed while connecting (a reconnect after the broker dropped the last one).
+          s.destroy();
+          this.connecting = undefined;
+          reject(new BrokerUnavailableError(`connection to broker ${this.host}:${this.port} closed`));
+          return;
+        }
         this.socket = s;
         this.connecting = undefined;
         this.chunks = [];
@@ -70,7 +88,7 @@ export class BrokerConnection {
         this.send(s, ApiKey.ApiVersions, 3, { clientSoftwareName: PROXY_SOFTWARE_NAME, clientSoftwareVersion: SOFTWARE_VERSION }, this.clientId).catch(() => undefined);
         s.on('error', () => undefined);
         s.on('close', () => {
-          this.failAll(new BrokerUnavailableError(`connection to broker ${this.host}:${this.port} closed`));
+          this.failAll(new AnswerLostError(`connection to broker ${this.host}:${this.port} closed`));
           if (!this.closed) this.connect().catch(() => undefined);
         });
         resolve(s);
@@ -151,6 +169,6 @@ export class BrokerConnection {
   close(): void {
     this.closed = true;
     this.socket?.destroy();
-    this.failAll(new BrokerUnavailableError(`connection to broker ${this.host}:${this.port} closed`));
+    this.failAll(new AnswerLostError(`connection to broker ${this.host}:${this.port} closed`));
   }
 }

@@ -16,7 +16,7 @@ import type { ListOffsetsResponse } from '../protocol/messages/list-offsets-resp
 import type { OffsetForLeaderEpochResponse } from '../protocol/messages/offset-for-leader-epoch-response.js';
 import type { DeleteRecordsResponse } from '../protocol/messages/delete-records-response.js';
 import type { InitProducerIdResponse } from '../protocol/messages/init-producer-id-response.js';
-import { BrokerConnection } from './broker-connection.js';
+import { AnswerLostError, BrokerConnection } from './broker-connection.js';
 import type { ClusterView } from './cluster-view.js';
 import { CatchUpError, type CatchUpPlan, type CatchUpReads } from './catch-up.js';
 import { proxyMetrics as m } from './metrics.js';
@@ -146,7 +146,11 @@ export class RemoteBrokerClient implements BrokerClient {
       });
     } catch (err) {
       this.log.debug({ err, brokerId }, 'produce to broker failed');
-      for (const p of batch.parts) p.resolve(unavailable());
+      // Sent and unanswered, the batches may have been written: REQUEST_TIMED_OUT ("possibly
+      // persisted") has an idempotent producer retry them with the same sequence numbers,
+      // where NOT_LEADER_OR_FOLLOWER ("not persisted") would let it renumber them.
+      const lost = err instanceof AnswerLostError ? unavailable(ErrorCode.REQUEST_TIMED_OUT) : unavailable();
+      for (const p of batch.parts) p.resolve(lost);
     }
   }
 
