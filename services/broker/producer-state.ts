@@ -29,7 +29,7 @@ export class ProducerStates {
     const p = this.producers.get(producerId);
     if (!p) return baseSequence === 0 ? { kind: 'ok' } : { kind: 'unknownProducer' };
     if (epoch < p.epoch) return { kind: 'fencedEpoch' };
-    if (epoch > p.epoch) return baseSequence === 0 ? { kind: 'ok' } : { kind: 'outOfOrder', live: false };
+    if (epoch > p.epoch) return baseSequence === 0 ? { kind: 'ok' } : { kind: 'outOfOrder', live: p.live };
     for (const b of p.batches) {
       if (b.baseSequence === baseSequence && b.lastSequence === lastSequence) {
         return { kind: 'duplicate', baseOffset: b.baseOffset, lastOffset: b.lastOffset };
