@@ -201,6 +201,9 @@ describe('broker write path', () => {
     expect(gap.errorCode).toBe(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
     const next = await t.broker.produce(rec.id, 0, buildBatch([{ value: 'c' }], { producerId, producerEpoch: 0, baseSequence: 2 }), -1, 5000);
     expect(next).toMatchObject({ errorCode: ErrorCode.NONE, baseOffset: 2 });
+    // A new epoch starts at sequence 0.
+    const skippedStart = await t.broker.produce(rec.id, 0, buildBatch([{ value: 'y' }], { producerId, producerEpoch: 1, baseSequence: 3 }), -1, 5000);
+    expect(skippedStart.errorCode).toBe(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
     const parts = t.broker.partitions();
     expect(parts[0].highWatermark).toBe(3);
   });
