@@ -95,8 +95,8 @@ const MAX_GROUP = 64;
 interface Commit {
   key: string;
   value: Buffer;
-  /** The last offset its WAL object holds, partition by partition. */
-  covers: Map<Partition, number>;
+  /** What its WAL object holds, partition by partition. */
+  parts: Job['parts'];
   /** Its object is written (or its write failed, with `failed` set). */
   ready: boolean;
   failed?: Error;
@@ -129,10 +129,10 @@ export class Flusher {
   private due = false;
   /** Commits in flush order; a prefix of ready ones goes out at a time. */
   private commits: Commit[] = [];
-  private committing = false;
   /**
    * The group whose transaction has been sent and not yet answered (or failed without an
-   * answer and is being retried): it may apply even after this broker is fenced.
+   * answer and is being retried): it may apply even after this broker is fenced. Empty when
+   * no commit is in flight.
    */
   private sent: Commit[] = [];
   private seq = 0;
@@ -261,8 +261,7 @@ export class Flusher {
     m.flushStageSeconds.observe({ stage: 'wait' }, (started - job.since) / 1000);
     this.writing++;
     this.objectsInFlight.add(objectKey);
-    const covers = new Map(job.parts.map(({ partition, entries }) => [partition, entries[entries.length - 1].lastOffset]));
-    const commit = this.queueCommit(Keys.wal(this.o.brokerId, name), encodeCommitRecord(objectKey, index), covers);
+    const commit = this.queueCommit(Keys.wal(this.o.brokerId, name), encodeCommitRecord(objectKey, index), job.parts);
     /** The copy the commit record names: objectKey, or its hedge if that landed first. */
     let written = objectKey;
     void (async () => {
@@ -413,14 +412,14 @@ export class Flusher {
   }
 
   /** Queues a WAL object's commit record behind those of earlier flushes. */
-  private queueCommit(key: string, value: Buffer, covers: Map<Partition, number>): Commit {
+  private queueCommit(key: string, value: Buffer, parts: Job['parts']): Commit {
     let resolve!: () => void;
     let reject!: (err: Error) => void;
     const done = new Promise<void>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    const c: Commit = { key, value, covers, ready: false, since: 0, resolve, reject, done };
+    const c: Commit = { key, value, parts, ready: false, since: 0, resolve, reject, done };
     this.commits.push(c);
     return c;
   }
@@ -431,7 +430,7 @@ export class Flusher {
    * queue with its error; the ones after it still commit, as each is a whole flush of its own.
    */
   private pumpCommits(): void {
-    if (this.committing) return;
+    if (this.sent.length > 0) return;
     if (this.fenced) {
       // Nothing is sent once fenced: a transaction sent now could still apply before the
       // metadata store expires the lease, and its producers have been told "not written".
@@ -445,7 +444,6 @@ export class Flusher {
       else group.push(c);
     }
     if (group.length === 0) return;
-    this.committing = true;
     this.sent = group;
     /** An attempt failed without an answer: it may have applied. */
     let uncertain = false;
@@ -474,7 +472,6 @@ export class Flusher {
         for (const c of group) c.reject(err);
       },
     ).finally(() => {
-      this.committing = false;
       this.sent = [];
       this.pumpCommits();
     });
@@ -513,14 +510,16 @@ export class Flusher {
    */
   abort(): Map<Partition, number> {
     const inDoubt = new Map<Partition, number>();
-    for (const c of this.sent) for (const [p, last] of c.covers) inDoubt.set(p, Math.max(inDoubt.get(p) ?? -1, last));
+    for (const c of this.sent) {
+      for (const { partition, entries } of c.parts) inDoubt.set(partition, Math.max(inDoubt.get(partition) ?? -1, entries[entries.length - 1].lastOffset));
+    }
     this.fenced = true;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.cancelSoon();
     for (const w of this.idleWaiters.splice(0)) w();
     void this.unreserveAll();
-    if (!this.committing) this.pumpCommits();
+    this.pumpCommits();
     return inDoubt;
   }
 
